@@ -1,0 +1,31 @@
+# `make demo` and `make test` do all set-up themselves: a virtual environment in .venv/ with the exact
+# pins of requirements.txt, then the compiled MetaSeg metrics. A second run skips what is done.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+EXT := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
+METRICS := src/metaseg/metrics$(EXT)
+
+.PHONY: setup test demo bench clean
+
+setup: $(METRICS)
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(METRICS): src/metaseg/metrics.pyx $(VENV)/.installed
+	$(VENV)/bin/cythonize --inplace -3 --force src/metaseg/metrics.pyx
+
+test: setup
+	$(PY) -m pytest -q tests
+
+demo: setup
+	$(PY) demo.py
+
+bench: setup
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf build $(METRICS) src/metaseg/metrics.c

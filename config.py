@@ -1,0 +1,257 @@
+"""Every setting of meta-ood, its default and its help text.
+
+Each dataclass is one concern. An entry script lists the groups it uses; `build_parser` turns each of
+their fields into a flag (`--<field>`, plus the published short alias declared next to it), and
+`parse_config` returns the parsed values as one frozen `Config`. Dataset roots derive from
+`data_root`, outputs from `io_root`.
+"""
+import argparse
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+
+NUM_CLASSES = 19  # the Cityscapes train classes
+MODELS = ("DeepLabV3+_WideResNet38", "DualGCNNet_res50", "DeepLabV3+_TinyResNet")
+TRAINSETS = ("Cityscapes+COCO", "Cityscapes")
+VALSETS = ("LostAndFound", "Fishyscapes", "RoadAnomaly21", "RoadObstacle21")
+SCORES = ("entropy", "max_softmax", "max_logit", "sml")
+
+
+def setting(default, help, flags=(), choices=None, low=None, high=None):
+    """A config field: its default, help text, short aliases and legal values."""
+    meta = dict(help=help, flags=tuple(flags), choices=choices, low=low, high=high)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Paths:
+    data_root: str = setting("./datasets", "root of every dataset (Cityscapes, COCO, ...); see the README for the layout")
+    io_root: str = setting("./io", "root of every output: weights, caches, segment metrics, results")
+
+    @property
+    def cityscapes(self):
+        return os.path.join(self.data_root, "cityscapes")
+
+    @property
+    def coco(self):
+        return os.path.join(self.data_root, "COCO", "2017")
+
+    @property
+    def lost_and_found(self):
+        return os.path.join(self.data_root, "lost_and_found")
+
+    @property
+    def fishyscapes(self):
+        return os.path.join(self.data_root, "fishyscapes")
+
+    @property
+    def road_anomaly21(self):
+        return os.path.join(self.data_root, "dataset_AnomalyTrack")
+
+    @property
+    def road_obstacle21(self):
+        return os.path.join(self.data_root, "dataset_ObstacleTrack")
+
+    @property
+    def cropped_coco(self):
+        return os.path.join(self.data_root, "cropped_coco")
+
+    @property
+    def cs_coco_embedding(self):
+        return os.path.join(self.data_root, "cs_coco_embedding")
+
+
+@dataclass(frozen=True)
+class Run:
+    device: str = setting("auto", "auto (CUDA if available, else CPU), cpu, cuda or cuda:N")
+    amp: str = setting("auto", "mixed precision: auto (on for CUDA), on (CUDA only) or off", choices=("auto", "on", "off"))
+    seed: int = setting(0, "random seed of data order, crops, sampling and MC dropout", low=0)
+    num_workers: int = setting(2, "worker processes for data loading and segment search", low=0)
+
+
+@dataclass(frozen=True)
+class Model:
+    MODEL: str = setting(MODELS[0], "network architecture", flags=("-model",), choices=MODELS)
+    init_ckpt: str = setting("", "checkpoint trained on Cityscapes that OoD training starts from and that epoch 0 "
+                                 "evaluates (default: <io_root>/weights/<MODEL>.pth)")
+    optim_target: str = setting("entropy", "OoD training objective: entropy (maximise softmax entropy on OoD pixels) "
+                                           "or logit (the max-logit variant for SML)", choices=("entropy", "logit"))
+    pareto_alpha: float = setting(0.9, "weight of the OoD objective (the paper's lambda), in [0, 1]",
+                                  flags=("-alpha",), low=0.0, high=1.0)
+
+
+@dataclass(frozen=True)
+class Training:
+    TRAINSET: str = setting(TRAINSETS[0], "Cityscapes+COCO: OoD training; Cityscapes: plain cross-entropy training "
+                                          "of a baseline (no OoD data)", flags=("-train",), choices=TRAINSETS)
+    training_starting_epoch: int = setting(0, "0: start from init_ckpt (or random weights if it is 'none'); "
+                                              "e > 0: resume from the epoch-e checkpoint", flags=("-epoch",), low=0)
+    num_training_epochs: int = setting(4, "train until this epoch (a resumed run stops there too)",
+                                       flags=("-nepochs",), low=1)
+    ood_subsampling_factor: float = setting(0.1, "COCO images per epoch = factor x number of Cityscapes train images, "
+                                                 "redrawn each epoch", low=0.0)
+    learning_rate: float = setting(1e-5, "Adam learning rate (constant)", flags=("-lr",), low=0.0)
+    crop_size: int = setting(480, "side of the random square training crop", flags=("-crop",), low=1)
+    batch_size: int = setting(8, "images per batch (per process under torchrun)", low=1)
+    embedding_img_interval: int = setting(0, "k > 0: batch b is replaced by a cs_coco_embedding batch when b %% k == 0; "
+                                             "0: off", low=0)
+    coco_background: str = setting("road", "label of non-object COCO pixels: road (class 0, as published) or ignore",
+                                   choices=("road", "ignore"))
+    logit_limit: float = setting(1e4, "stop training when any |logit| exceeds this (the logit loss is unbounded)",
+                                 low=0.0)
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    VALSET: str = setting(VALSETS[0], "evaluation dataset", flags=("-val",), choices=VALSETS)
+    fs_split: str = setting("Static", "Fishyscapes split", choices=("Static", "LostAndFound"))
+    val_epoch: int = setting(4, "checkpoint to evaluate: epoch e of OoD training, 0 = init_ckpt (the baseline)",
+                             flags=("-epoch",), low=0)
+    entropy_threshold: float = setting(0.7, "normalised-entropy threshold of the OoD segment search, in [0, 1]",
+                                       flags=("-threshold",), low=0.0, high=1.0)
+
+
+@dataclass(frozen=True)
+class MetaStages:
+    metaseg_prepare: bool = setting(False, "run the checkpoint on every VALSET image and cache the softmax",
+                                    flags=("-prepare",))
+    segment_search: bool = setting(False, "find OoD segments and compute their metrics", flags=("-segment",))
+    fp_removal: bool = setting(False, "train the meta classifier and remove false-positive segments",
+                               flags=("-removal",))
+    moment: bool = setting(False, "OODMC: compute MC-dropout moment features", flags=("-moment",))
+    SVM: bool = setting(False, "OODMC: train the linear SVM on the moment features", flags=("-SVM",))
+    meta_cv: str = setting("kfold", "meta-classifier cross-validation: kfold (10 folds grouped by image) or loo "
+                                    "(leave one segment out, as published)", choices=("kfold", "loo"))
+
+
+@dataclass(frozen=True)
+class EvalStages:
+    pixel_eval: bool = setting(False, "pixel-level AUROC, AP and FPR95", flags=("-pixel",))
+    segment_eval: bool = setting(False, "segment-level FP / FN counts and component metrics", flags=("-segment",))
+    moment: bool = setting(False, "evaluate the OODMC SVM", flags=("-moment",))
+    sml_stats: bool = setting(False, "measure the SML class statistics of the checkpoint on Cityscapes train")
+    num_visualizations: int = setting(8, "per-image overlays written for the first N images", low=0)
+    export_smiyc: str = setting("", "directory to write SegmentMeIfYouCan submission files to (off when empty)")
+
+
+@dataclass(frozen=True)
+class Oodmc:
+    moment_num: int = setting(128, "stochastic MC-dropout forward passes per image", low=2)
+    moment_order: int = setting(4, "highest central moment of the samples", low=2)
+    moment_weight: float = setting(0.5, "weight w of the moments against (1 - w) of the entropy, in [0, 1]",
+                                   low=0.0, high=1.0)
+    moment_source: str = setting("logits", "moments of the logits (as described) or the softmax (as the fork's code)",
+                                 choices=("logits", "softmax"))
+    max_batch_size_for_moment: int = setting(16, "MC copies per forward pass", low=1)
+    svm_points_num: int = setting(500000, "SVM training pixels, half in-distribution and half OoD", low=2)
+    SVM_eval_subsize: int = setting(100, "images the OODMC evaluation runs on", low=1)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved settings of one run; groups an entry script does not use are None."""
+    paths: Paths
+    run: Run
+    model: Model
+    train: Training = None
+    evalset: EvalSet = None
+    meta: MetaStages = None
+    stages: EvalStages = None
+    oodmc: Oodmc = None
+
+    def to_dict(self):
+        return {name: dataclasses.asdict(group) for name, group in vars(self).items() if group is not None}
+
+
+def _checked(base, name, low, high):
+    def parse(text):
+        try:
+            value = base(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} takes {base.__name__} values, got {text!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{name} must be finite, got {text!r}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            legal = f"[{low}, {high}]" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{name} must be {legal}, got {text}")
+        return value
+    return parse
+
+
+def _integer(text):
+    """int that also takes integral float notation such as 5e5."""
+    value = float(text)
+    if value != int(value):
+        raise ValueError(text)
+    return int(value)
+
+
+_integer.__name__ = "int"
+
+
+def build_parser(description, groups):
+    """argparse parser with one flag per field of `groups` ({attribute name in Config: group class})."""
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for group_cls in groups.values():
+        section = parser.add_argument_group(group_cls.__name__)
+        for f in dataclasses.fields(group_cls):
+            meta = f.metadata
+            names = [*meta["flags"], f"--{f.name}"]
+            if f.type is bool:
+                section.add_argument(*names, dest=f.name, action="store_true", help=meta["help"])
+                continue
+            base = {int: _integer, float: float, str: str}[f.type]
+            section.add_argument(*names, dest=f.name, default=f.default, choices=meta["choices"],
+                                 type=_checked(base, f"--{f.name}", meta["low"], meta["high"]),
+                                 metavar=None if meta["choices"] else f.type.__name__.upper(), help=meta["help"])
+    return parser
+
+
+def parse_config(groups, args):
+    """Frozen Config from parsed `args` of `build_parser(..., groups)`."""
+    values = vars(args)
+    return Config(**{name: cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+                     for name, cls in groups.items()})
+
+
+def init_checkpoint(cfg):
+    """Path of the checkpoint trained on Cityscapes alone (epoch 0); '' when it is 'none'."""
+    if cfg.model.init_ckpt == "none":
+        return ""
+    return cfg.model.init_ckpt or os.path.join(cfg.paths.io_root, "weights", f"{cfg.model.MODEL}.pth")
+
+
+def checkpoint_path(cfg, epoch, trainset=TRAINSETS[0]):
+    """Where training saves epoch `epoch`; epoch 0 of OoD training is the init checkpoint."""
+    weights = os.path.join(cfg.paths.io_root, "weights")
+    if trainset == "Cityscapes":
+        return os.path.join(weights, "cityscapes", f"{cfg.model.MODEL}_epoch_{epoch}.pth")
+    if epoch == 0:
+        return init_checkpoint(cfg)
+    return os.path.join(weights, cfg.model.optim_target,
+                        f"{cfg.model.MODEL}_epoch_{epoch}_alpha_{cfg.model.pareto_alpha}.pth")
+
+
+def valset_name(cfg):
+    """VALSET with its split, as used in output paths (Fishyscapes_Static, LostAndFound, ...)."""
+    if cfg.evalset.VALSET == "Fishyscapes":
+        return f"Fishyscapes_{cfg.evalset.fs_split}"
+    return cfg.evalset.VALSET
+
+
+def run_name(cfg, epoch):
+    """Name of the outputs of one evaluated checkpoint."""
+    if epoch == 0:
+        return f"{cfg.model.MODEL}_baseline"
+    return f"{cfg.model.MODEL}_{cfg.model.optim_target}_epoch_{epoch}_alpha_{cfg.model.pareto_alpha}"
+
+
+def run_dir(cfg, epoch):
+    """<io_root>/<VALSET>/<run name>: inference cache, segment metrics and meta classifier of one checkpoint."""
+    return os.path.join(cfg.paths.io_root, valset_name(cfg), run_name(cfg, epoch))
+
+
+def results_dir(cfg, epoch):
+    return os.path.join(cfg.paths.io_root, "results", valset_name(cfg), run_name(cfg, epoch))

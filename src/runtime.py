@@ -1,0 +1,31 @@
+"""Where and how a run executes: device, mixed precision, seeding."""
+import random
+
+import numpy as np
+import torch
+
+
+def resolve_device(name):
+    """torch.device for --device: auto picks CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SystemExit(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name} asks for CUDA, but no CUDA device is available; use --device cpu")
+    return device
+
+
+def use_amp(setting, device):
+    """Whether --amp (auto/on/off) enables float16 autocast on `device`."""
+    if setting == "on" and device.type != "cuda":
+        raise SystemExit("--amp on needs a CUDA device; use --amp off or auto on CPU")
+    return device.type == "cuda" and setting != "off"
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
