@@ -1,0 +1,88 @@
+"""The inference cache of stage 2: one compressed HDF5 file per evaluation image.
+
+Each file holds the softmax as float16 (gzip + shuffle; about 27 MiB for a confident 19-class
+1024x2048 map against the original's 152 MiB of float32), the max logit as float32 (for the max-logit
+and SML scores), the train-id ground truth, the official label ids, and attributes saying which image
+and which checkpoint made it.
+"""
+import glob
+import os
+
+import h5py
+import numpy as np
+
+from src.files import atomic_path
+
+_COMPRESSION = dict(compression="gzip", compression_opts=4, shuffle=True)
+
+
+def cache_path(cache_dir, index):
+    return os.path.join(cache_dir, f"{index:05d}.h5")
+
+
+def checkpoint_identity(path):
+    """What identifies a checkpoint file: its path, size and modification time."""
+    if not path:
+        return "random initialisation"
+    stat = os.stat(path)
+    return f"{os.path.abspath(path)} ({stat.st_size} bytes, modified {int(stat.st_mtime)})"
+
+
+def write_cache(path, probs, max_logit, gt_train, gt_label, attrs):
+    """Write one image's cache atomically.
+
+    probs: (C, H, W) float32 softmax; max_logit: (H, W) float32; gt_train, gt_label: (H, W) uint8;
+    attrs: dict of str/int/float (image_path, frame_name, checkpoint, ...).
+    """
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("probs", data=probs.astype(np.float16), chunks=(probs.shape[0], *_chunk(probs.shape[1:])),
+                         **_COMPRESSION)
+        f.create_dataset("max_logit", data=max_logit.astype(np.float32), chunks=_chunk(max_logit.shape),
+                         **_COMPRESSION)
+        f.create_dataset("gt_train", data=gt_train.astype(np.uint8), **_COMPRESSION)
+        f.create_dataset("gt_label", data=gt_label.astype(np.uint8), **_COMPRESSION)
+        for key, value in attrs.items():
+            f.attrs[key] = value
+
+
+def _chunk(shape):
+    return tuple(min(s, 256) for s in shape)
+
+
+def read_cache(path, fields=("probs", "max_logit", "gt_train", "gt_label")):
+    """One image's cache as a dict: the requested arrays (probs as float32) plus every attribute."""
+    with h5py.File(path, "r") as f:
+        out = {key: f[key][...] for key in fields}
+        out.update({key: _plain(value) for key, value in f.attrs.items()})
+    if "probs" in out:
+        out["probs"] = out["probs"].astype(np.float32)
+    return out
+
+
+def read_attrs(path):
+    with h5py.File(path, "r") as f:
+        return {key: _plain(value) for key, value in f.attrs.items()}
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def is_complete(path):
+    """True when `path` is a readable cache file (an interrupted write leaves none: writes are atomic)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return all(key in f for key in ("probs", "max_logit", "gt_train", "gt_label"))
+    except OSError:
+        return False
+
+
+def list_cache(cache_dir, num_images, make_command):
+    """Paths of the `num_images` cache files of a run, or SystemExit saying which are missing and how to make them."""
+    paths = [cache_path(cache_dir, i) for i in range(num_images)]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        found = len(glob.glob(os.path.join(cache_dir, "*.h5")))
+        raise SystemExit(f"The inference cache {cache_dir} has {found} of {num_images} images "
+                         f"(first missing: {os.path.basename(missing[0])}). Make it with: {make_command}")
+    return paths

@@ -1,0 +1,66 @@
+"""Process groups the torchrun way: RANK / WORLD_SIZE / LOCAL_RANK from the environment, else one process."""
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from src.runtime import resolve_device
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+
+def init_distributed(device_name):
+    """Join the torchrun process group if there is one (NCCL on CUDA, GLOO on CPU) and pick the device."""
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
+        return Dist(0, 1, resolve_device(device_name))
+    rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    device = resolve_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world_size)
+    return Dist(rank, world_size, device)
+
+
+def shard(indices, ctx):
+    """This rank's share of `indices`: every item exactly once over all ranks, no padding."""
+    return list(indices)[ctx.rank::ctx.world_size]
+
+
+def gather_to_main(obj, ctx):
+    """List of every rank's `obj` on rank 0 (None elsewhere); [obj] in a single process."""
+    if ctx.world_size == 1:
+        return [obj]
+    out = [None] * ctx.world_size if ctx.is_main else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
+def any_rank(flag, ctx):
+    """True on every rank when `flag` is true on any rank (so all ranks stop together)."""
+    if ctx.world_size == 1:
+        return bool(flag)
+    t = torch.tensor([float(flag)], device=ctx.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def barrier(ctx):
+    if ctx.world_size > 1:
+        dist.barrier()
+
+
+def cleanup():
+    if dist.is_initialized():
+        dist.destroy_process_group()
