@@ -1,0 +1,60 @@
+"""Segment search of one image and its per-image results file.
+
+The OoD mask is the normalised entropy >= threshold (computed as the original does, with
+scipy.stats.entropy); the compiled metrics then find the predicted OoD segments and the ground-truth
+OoD components and describe each. One compressed .npz per image holds the result, with the layout of
+the golden files: `pred/<key>`, `gt/<key>`, `components`, `gt_components`.
+"""
+import numpy as np
+from scipy.stats import entropy
+
+from src.files import atomic_path
+from src.metaseg.metrics import compute_metrics_components, compute_metrics_mask
+
+
+def entropy_mask(probs, entropy_threshold):
+    """OoD mask (H, W) uint8, 1 where the normalised entropy of probs (C, H, W) float32 >= threshold."""
+    normalized_entropy = entropy(probs, axis=0) / np.log(probs.shape[0])
+    return (normalized_entropy >= entropy_threshold).astype(np.uint8)
+
+
+def segment_search(probs, gt_train, gt_label, entropy_threshold, ood_index):
+    """Predicted OoD segments and ground-truth OoD components of one image, with their metrics.
+
+    probs: (C, H, W) softmax, float16 or float32 (used as float32); gt_train: (H, W) train ids, 255 void;
+    gt_label: (H, W) label ids; ood_index: train id of ground-truth OoD (2 for LostAndFound).
+    Returns a dict: metrics, gt_metrics (metric name -> list, one value per segment, see
+    src.metaseg.metrics) and components, gt_components ((H, W) int32, +id interior, -id boundary).
+    """
+    probs = np.asarray(probs, dtype=np.float32)
+    mask = entropy_mask(probs, entropy_threshold)
+    metrics, components = compute_metrics_components(probs, gt_train, mask, ood_index)
+    gt_metrics, gt_components = compute_metrics_mask(probs, mask, gt_train, gt_label, ood_index)
+    return {"metrics": metrics, "components": components, "gt_metrics": gt_metrics, "gt_components": gt_components}
+
+
+def save_segments(path, result):
+    """Write a segment_search result to `path` as one compressed .npz, atomically."""
+    arrays = {f"pred/{key}": np.asarray(values) for key, values in result["metrics"].items()}
+    arrays.update({f"gt/{key}": np.asarray(values) for key, values in result["gt_metrics"].items()})
+    arrays.update(components=result["components"], gt_components=result["gt_components"])
+    # a file object, so that numpy does not append .npz to the temporary name
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def load_segments(path):
+    """Read a file written by save_segments: the same dict segment_search returned."""
+    with np.load(path) as data:
+        result = {"metrics": {}, "gt_metrics": {}}
+        for name in data.files:
+            side, _, key = name.partition("/")
+            if side == "pred":
+                result["metrics"][key] = data[name].tolist()
+            elif side == "gt":
+                result["gt_metrics"][key] = data[name].tolist()
+            else:
+                result[name] = data[name]
+    if "components" not in result or "gt_components" not in result:
+        raise ValueError(f"{path} holds no segment maps: it was not written by save_segments")
+    return result
