@@ -1,0 +1,154 @@
+"""Pixel-wise OoD scores from the network's softmax and max logit; higher = more anomalous.
+
+All functions take and return numpy arrays (the inference cache is read with h5py). SML needs the
+class-wise mean and standard deviation of the max logit on in-distribution data, collected by
+`ClassStats` one image at a time.
+"""
+import math
+
+import numpy as np
+from scipy.special import entr
+
+SCORES = ("entropy", "max_softmax", "max_logit", "sml")
+
+
+def normalized_entropy(probs):
+    """Softmax entropy divided by log C, in [0, 1].
+
+    probs: (C, H, W) float16 or float32 softmax probabilities.
+    Returns (H, W) float32. Like scipy.stats.entropy, 0 log 0 = 0 and each pixel's probabilities are
+    renormalised to sum 1 first (float16 caches round them), via H(p/S) = H(p)/S + log S.
+    """
+    probs = _check_probs(probs)
+    total = probs.sum(axis=0)
+    entropy = entr(probs).sum(axis=0)
+    return ((entropy / total + np.log(total)) / np.float32(math.log(probs.shape[0]))).astype(np.float32)
+
+
+def max_softmax_score(probs):
+    """1 - max_c p_c. probs: (C, H, W) float16 or float32. Returns (H, W) float32."""
+    return (1 - _check_probs(probs).max(axis=0)).astype(np.float32)
+
+
+def max_logit_score(max_logit):
+    """-max_c logit_c. max_logit: (H, W) float. Returns (H, W) float32."""
+    return -np.asarray(max_logit, dtype=np.float32)
+
+
+def standardized_max_logit_score(max_logit, pred, mean, std):
+    """SML, negated: -(max_logit - mean[pred]) / std[pred].
+
+    max_logit: (H, W) float; pred: (H, W) integer predicted class (argmax of the softmax);
+    mean, std: (C,) float from `ClassStats.mean_std()`. Returns (H, W) float32.
+    """
+    pred = np.asarray(pred)
+    if pred.shape != np.shape(max_logit):
+        raise ValueError(f"pred has shape {pred.shape} but max_logit has {np.shape(max_logit)}; "
+                         "pass the predicted class of every pixel")
+    mean = np.asarray(mean, dtype=np.float32)
+    std = np.asarray(std, dtype=np.float32)
+    return ((mean[pred] - np.asarray(max_logit, dtype=np.float32)) / std[pred]).astype(np.float32)
+
+
+def anomaly_score(name, probs, max_logit, class_stats=None):
+    """The score `name` (one of SCORES) of one image: (H, W) float32, higher = more anomalous.
+
+    probs: (C, H, W) softmax; max_logit: (H, W); class_stats: a `ClassStats`, needed by "sml" only.
+    """
+    if name == "entropy":
+        return normalized_entropy(probs)
+    if name == "max_softmax":
+        return max_softmax_score(probs)
+    if name == "max_logit":
+        return max_logit_score(max_logit)
+    if name == "sml":
+        if class_stats is None:
+            raise ValueError("the sml score needs the class statistics of the max logit (a ClassStats); "
+                             "measure them on Cityscapes train first")
+        mean, std = class_stats.mean_std()
+        return standardized_max_logit_score(max_logit, np.asarray(probs).argmax(axis=0), mean, std)
+    raise ValueError(f"unknown score {name!r}; choose one of {', '.join(SCORES)}")
+
+
+class ClassStats:
+    """Streaming per-class statistics of the max logit, grouped by predicted class, for SML.
+
+    Keeps count, sum and sum of squares per class in float64, so images can be added one at a time
+    and results of several processes merged.
+    """
+
+    def __init__(self, num_classes):
+        self.count = np.zeros(num_classes, dtype=np.float64)
+        self.sum = np.zeros(num_classes, dtype=np.float64)
+        self.sum_sq = np.zeros(num_classes, dtype=np.float64)
+
+    @property
+    def num_classes(self):
+        return len(self.count)
+
+    def update(self, max_logit, pred):
+        """Add one image. max_logit: (H, W) float; pred: (H, W) integer predicted class in [0, C)."""
+        max_logit = np.asarray(max_logit, dtype=np.float64).ravel()
+        pred = np.asarray(pred).ravel()
+        if pred.shape != max_logit.shape:
+            raise ValueError(f"pred has {pred.size} pixels but max_logit has {max_logit.size}")
+        if pred.size and (pred.min() < 0 or pred.max() >= self.num_classes):
+            raise ValueError(f"pred holds classes outside [0, {self.num_classes}): "
+                             f"{pred.min()}..{pred.max()}")
+        self.count += np.bincount(pred, minlength=self.num_classes)
+        self.sum += np.bincount(pred, weights=max_logit, minlength=self.num_classes)
+        self.sum_sq += np.bincount(pred, weights=max_logit * max_logit, minlength=self.num_classes)
+
+    def merge(self, other):
+        """Add the statistics of `other` (same number of classes) to these; returns self."""
+        if other.num_classes != self.num_classes:
+            raise ValueError(f"cannot merge class statistics of {other.num_classes} and {self.num_classes} classes")
+        self.count += other.count
+        self.sum += other.sum
+        self.sum_sq += other.sum_sq
+        return self
+
+    def mean_std(self):
+        """Per-class mean and population standard deviation of the max logit: two (C,) float64 arrays.
+
+        A class predicted on fewer than 2 pixels, or whose max logit never varied, has no usable
+        statistics: it gets the mean and std pooled over all pixels of all classes instead.
+        """
+        total = self.count.sum()
+        if total < 2:
+            raise ValueError("the class statistics hold fewer than 2 pixels; update() them with images first")
+        pooled_mean = self.sum.sum() / total
+        pooled_std = math.sqrt(max(self.sum_sq.sum() / total - pooled_mean ** 2, 0.0))
+        if pooled_std == 0:
+            raise ValueError("every max logit in the class statistics is equal, so SML is undefined")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = self.sum / self.count
+            std = np.sqrt(np.maximum(self.sum_sq / self.count - mean ** 2, 0.0))
+        usable = (self.count >= 2) & (std > 0)
+        return np.where(usable, mean, pooled_mean), np.where(usable, std, pooled_std)
+
+    def to_dict(self):
+        """JSON-able dict {"count", "sum", "sum_sq"}: lists of C floats (exact round trip)."""
+        return {"count": self.count.tolist(), "sum": self.sum.tolist(), "sum_sq": self.sum_sq.tolist()}
+
+    @classmethod
+    def from_dict(cls, state):
+        """Inverse of `to_dict`."""
+        if not isinstance(state, dict) or set(state) != {"count", "sum", "sum_sq"}:
+            raise ValueError("SML class statistics must be a dict with exactly the keys count, sum and sum_sq; "
+                             "remake the file with evaluation.py --sml_stats")
+        lengths = {len(state[key]) for key in ("count", "sum", "sum_sq")}
+        if len(lengths) != 1:
+            raise ValueError(f"SML class statistics hold lists of different lengths {sorted(lengths)}")
+        stats = cls(lengths.pop())
+        stats.count[:] = state["count"]
+        stats.sum[:] = state["sum"]
+        stats.sum_sq[:] = state["sum_sq"]
+        return stats
+
+
+def _check_probs(probs):
+    probs = np.asarray(probs)
+    if probs.ndim != 3 or probs.shape[0] < 2:
+        raise ValueError(f"probs must be (C, H, W) softmax probabilities with C >= 2, got shape {probs.shape}")
+    return probs.astype(np.float32, copy=False)

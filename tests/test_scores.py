@@ -1,0 +1,113 @@
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import entropy
+
+from src.scores import (ClassStats, anomaly_score, max_logit_score, max_softmax_score, normalized_entropy,
+                        standardized_max_logit_score)
+
+
+def random_probs(rng, shape=(19, 6, 7), dtype=np.float32):
+    logits = rng.normal(0, 3, shape)
+    logits[:, 0, 0] = [200] + [0] * (shape[0] - 1)  # one confident pixel: probabilities that underflow to 0
+    probs = np.exp(logits - logits.max(axis=0))
+    return (probs / probs.sum(axis=0)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_normalized_entropy_equals_scipy(dtype):
+    probs = random_probs(np.random.default_rng(0), dtype=dtype)
+    assert np.any(probs == 0)
+    expected = entropy(probs.astype(np.float64), axis=0) / math.log(19)
+    result = normalized_entropy(probs)
+    assert result.dtype == np.float32 and result.shape == (6, 7)
+    np.testing.assert_allclose(result, expected, atol=1e-5)
+
+
+def test_normalized_entropy_ends():
+    uniform = np.full((19, 1, 2), 1 / 19, dtype=np.float32)
+    one_hot = np.zeros((19, 1, 2), dtype=np.float32)
+    one_hot[3] = 1
+    np.testing.assert_allclose(normalized_entropy(uniform), 1, atol=1e-6)
+    np.testing.assert_array_equal(normalized_entropy(one_hot), 0)
+
+
+def test_softmax_and_logit_scores_by_hand():
+    probs = np.array([[[0.7, 0.2]], [[0.3, 0.5]], [[0.0, 0.3]]], dtype=np.float16)  # (3, 1, 2)
+    np.testing.assert_allclose(max_softmax_score(probs), [[0.3, 0.5]], atol=1e-3)
+    np.testing.assert_array_equal(max_logit_score(np.array([[4.0, -2.5]])), [[-4.0, 2.5]])
+
+
+def test_standardized_max_logit_by_hand():
+    # class 0: mean 1, std 2; class 1: mean 2, std 4 -> -(3 - 1) / 2 = -1 and -(-2 - 2) / 4 = 1
+    result = standardized_max_logit_score(np.array([[3.0, -2.0]]), np.array([[0, 1]]), [1.0, 2.0], [2.0, 4.0])
+    np.testing.assert_allclose(result, [[-1.0, 1.0]])
+
+
+def test_class_stats_equal_a_direct_computation():
+    rng = np.random.default_rng(1)
+    images = [(rng.normal(10, 3, (8, 9)), rng.integers(0, 4, (8, 9))) for _ in range(3)]
+    stats = ClassStats(5)  # class 4 is never predicted
+    for max_logit, pred in images:
+        stats.update(max_logit, pred)
+    all_logits = np.concatenate([m.ravel() for m, _ in images])
+    all_pred = np.concatenate([p.ravel() for _, p in images])
+    mean, std = stats.mean_std()
+    for c in range(4):
+        assert mean[c] == pytest.approx(np.mean(all_logits[all_pred == c]), rel=1e-12)
+        assert std[c] == pytest.approx(np.std(all_logits[all_pred == c]), rel=1e-9)
+    # the never-predicted class falls back to the statistics pooled over all pixels
+    assert mean[4] == pytest.approx(np.mean(all_logits), rel=1e-12)
+    assert std[4] == pytest.approx(np.std(all_logits), rel=1e-9)
+
+
+def test_class_with_a_single_pixel_or_constant_logit_uses_the_pooled_statistics():
+    stats = ClassStats(3)
+    stats.update(np.array([1.0, 3.0, 5.0, 7.0, 7.0]), np.array([0, 0, 1, 2, 2]))
+    mean, std = stats.mean_std()
+    pooled_mean, pooled_std = np.mean([1, 3, 5, 7, 7]), np.std([1, 3, 5, 7, 7])
+    np.testing.assert_allclose(mean, [2.0, pooled_mean, pooled_mean])
+    np.testing.assert_allclose(std, [1.0, pooled_std, pooled_std])
+
+
+def test_class_stats_round_trip_through_json_and_merge():
+    rng = np.random.default_rng(2)
+    first, second, both = ClassStats(19), ClassStats(19), ClassStats(19)
+    for stats in (first, second):
+        max_logit, pred = rng.normal(12, 4, (5, 5)), rng.integers(0, 19, (5, 5))
+        stats.update(max_logit, pred)
+        both.update(max_logit, pred)
+    loaded = ClassStats.from_dict(json.loads(json.dumps(first.merge(second).to_dict())))
+    for name in ("count", "sum", "sum_sq"):
+        np.testing.assert_allclose(getattr(loaded, name), getattr(both, name), rtol=1e-15)
+    with pytest.raises(ValueError, match="count, sum and sum_sq"):
+        ClassStats.from_dict({"count": [1.0]})
+    with pytest.raises(ValueError, match="different lengths"):
+        ClassStats.from_dict({"count": [1.0], "sum": [1.0, 2.0], "sum_sq": [1.0]})
+
+
+def test_class_stats_reject_bad_input():
+    stats = ClassStats(3)
+    with pytest.raises(ValueError, match="outside"):
+        stats.update(np.zeros(2), np.array([0, 3]))
+    with pytest.raises(ValueError, match="fewer than 2 pixels"):
+        stats.mean_std()
+
+
+def test_anomaly_score_dispatches_by_name():
+    rng = np.random.default_rng(3)
+    probs = random_probs(rng, shape=(4, 3, 3))
+    max_logit = rng.normal(8, 2, (3, 3))
+    stats = ClassStats(4)
+    stats.update(rng.normal(8, 2, (10, 10)), rng.integers(0, 4, (10, 10)))
+    mean, std = stats.mean_std()
+    expected_sml = -(max_logit - mean[probs.argmax(0)]) / std[probs.argmax(0)]
+    np.testing.assert_allclose(anomaly_score("sml", probs, max_logit, stats), expected_sml, rtol=1e-5)
+    np.testing.assert_array_equal(anomaly_score("entropy", probs, max_logit), normalized_entropy(probs))
+    np.testing.assert_array_equal(anomaly_score("max_logit", probs, max_logit), -max_logit.astype(np.float32))
+    with pytest.raises(ValueError, match="class statistics"):
+        anomaly_score("sml", probs, max_logit)
+    with pytest.raises(ValueError, match="unknown score"):
+        anomaly_score("energy", probs, max_logit)
