@@ -1,0 +1,33 @@
+"""Datasets by name, as config.py names them.
+
+VALSETS constructors take (root, split, transform): root is the dataset's own folder (config.Paths:
+lost_and_found, fishyscapes, road_anomaly21, road_obstacle21); split is the Fishyscapes split
+(fs_split) and ignored by the others (LostAndFound always evaluates its test split).
+Every evaluation set has `images`, `train_id_in`, `train_id_out`, `ignore_index`, `label_ids(i)`,
+`has_label(i)` and `frame_name(i)`.
+"""
+from src.dataset.cityscapes import Cityscapes
+from src.dataset.cityscapes_coco_mix import CityscapesCocoMix
+from src.dataset.coco import COCO
+from src.dataset.cs_coco_embedding import CsCocoEmbedding
+from src.dataset.fishyscapes import Fishyscapes
+from src.dataset.lost_and_found import LostAndFound
+from src.dataset.smiyc import RoadAnomaly21, RoadObstacle21
+
+VALSETS = {
+    "LostAndFound": lambda root, split, transform: LostAndFound(root, "test", transform),
+    "Fishyscapes": Fishyscapes,
+    "RoadAnomaly21": lambda root, split, transform: RoadAnomaly21(root, transform),
+    "RoadObstacle21": lambda root, split, transform: RoadObstacle21(root, transform),
+}
+
+# Training sets by TRAINSET name; the constructors keep their own signatures:
+# Cityscapes(root, split, transform) and CityscapesCocoMix(cs_root, coco_root, split, transform,
+# subsampling_factor, seed, coco_background), built anew each epoch with seed + epoch.
+TRAINSETS = {
+    "Cityscapes+COCO": CityscapesCocoMix,
+    "Cityscapes": Cityscapes,
+}
+
+__all__ = ["COCO", "Cityscapes", "CityscapesCocoMix", "CsCocoEmbedding", "Fishyscapes", "LostAndFound",
+           "RoadAnomaly21", "RoadObstacle21", "TRAINSETS", "VALSETS"]

@@ -1,0 +1,54 @@
+"""LostAndFound train ids: <..>_gtCoarse_labelTrainIds.png beside every official <..>_gtCoarse_labelIds.png:
+0 -> 255 (void), 1 free road -> 1, hazards -> 2, non-hazard objects -> 0 (see src/dataset/lost_and_found.py).
+
+    python preparation/prepare_lost_and_found.py --data_root ./datasets
+"""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from config import Paths  # noqa: E402
+from src.dataset.listing import find_files, load_label  # noqa: E402
+from src.dataset.lost_and_found import train_ids_from_label_ids  # noqa: E402
+from src.files import atomic_path  # noqa: E402
+
+
+def prepare_lost_and_found(root):
+    """Write the missing *_gtCoarse_labelTrainIds.png under <root>/gtCoarse/<split>/<seq>/.
+
+    Returns counts: found (labelIds files), written.
+    """
+    label_files = find_files(os.path.join(root, "gtCoarse"), "*/*/*_gtCoarse_labelIds.png", "LostAndFound",
+                             f"download the LostAndFound gtCoarse labels into {root}")
+    written = 0
+    for path in tqdm(label_files, desc="LostAndFound labelTrainIds"):
+        out = path[:-len("labelIds.png")] + "labelTrainIds.png"
+        if os.path.isfile(out):
+            continue
+        try:
+            train_ids = train_ids_from_label_ids(np.asarray(load_label(path)))
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        with atomic_path(out) as tmp:
+            Image.fromarray(train_ids).save(tmp)
+        written += 1
+    return {"found": len(label_files), "written": written}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_root", default="./datasets", help="holds lost_and_found/")
+    root = Paths(data_root=parser.parse_args().data_root).lost_and_found
+    counts = prepare_lost_and_found(root)
+    print(f"{root}: found {counts['found']} *_gtCoarse_labelIds.png; wrote {counts['written']} "
+          f"*_gtCoarse_labelTrainIds.png ({counts['found'] - counts['written']} were already there)")
+
+
+if __name__ == "__main__":
+    main()
