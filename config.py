@@ -241,6 +241,12 @@ def valset_name(cfg):
     return cfg.evalset.VALSET
 
 
+def valset_root(cfg):
+    """The folder of VALSET under data_root."""
+    return {"LostAndFound": cfg.paths.lost_and_found, "Fishyscapes": cfg.paths.fishyscapes,
+            "RoadAnomaly21": cfg.paths.road_anomaly21, "RoadObstacle21": cfg.paths.road_obstacle21}[cfg.evalset.VALSET]
+
+
 def run_name(cfg, epoch):
     """Name of the outputs of one evaluated checkpoint."""
     if epoch == 0:
@@ -251,6 +257,11 @@ def run_name(cfg, epoch):
 def run_dir(cfg, epoch):
     """<io_root>/<VALSET>/<run name>: inference cache, segment metrics and meta classifier of one checkpoint."""
     return os.path.join(cfg.paths.io_root, valset_name(cfg), run_name(cfg, epoch))
+
+
+def segments_dir(cfg, epoch):
+    """Segment metrics and meta classifier of one checkpoint at one entropy threshold."""
+    return os.path.join(run_dir(cfg, epoch), f"segments_t{cfg.evalset.entropy_threshold}")
 
 
 def results_dir(cfg, epoch):
