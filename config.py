@@ -259,6 +259,11 @@ def run_dir(cfg, epoch):
     return os.path.join(cfg.paths.io_root, valset_name(cfg), run_name(cfg, epoch))
 
 
+def cache_dir(cfg, epoch):
+    """The inference cache of one checkpoint on VALSET."""
+    return os.path.join(run_dir(cfg, epoch), "cache")
+
+
 def segments_dir(cfg, epoch):
     """Segment metrics and meta classifier of one checkpoint at one entropy threshold."""
     return os.path.join(run_dir(cfg, epoch), f"segments_t{cfg.evalset.entropy_threshold}")
@@ -266,3 +271,23 @@ def segments_dir(cfg, epoch):
 
 def results_dir(cfg, epoch):
     return os.path.join(cfg.paths.io_root, "results", valset_name(cfg), run_name(cfg, epoch))
+
+
+def evaluated_checkpoint(cfg, epoch):
+    """Path of the checkpoint of `epoch`, or SystemExit when there is none."""
+    path = checkpoint_path(cfg, epoch)
+    if not path:
+        raise SystemExit("-epoch 0 evaluates init_ckpt, but --init_ckpt is 'none'; pass the baseline checkpoint")
+    if not os.path.isfile(path):
+        made_by = ("put the Cityscapes checkpoint there or pass --init_ckpt" if epoch == 0 else
+                   f"train it with `python ood_training.py -nepochs {epoch}` or pick another -epoch")
+        raise SystemExit(f"checkpoint {path} does not exist: {made_by}")
+    return path
+
+
+def stage_command(cfg, epoch, stage):
+    """The command line that runs `stage` (-prepare, -segment, ...) for checkpoint `epoch` of this config."""
+    return (f"python meta_classification.py {stage} -val {cfg.evalset.VALSET} --fs_split {cfg.evalset.fs_split} "
+            f"-model {cfg.model.MODEL} --optim_target {cfg.model.optim_target} -alpha {cfg.model.pareto_alpha} "
+            f"-epoch {epoch} -threshold {cfg.evalset.entropy_threshold} --data_root {cfg.paths.data_root} "
+            f"--io_root {cfg.paths.io_root}" + (f" --init_ckpt {cfg.model.init_ckpt}" if cfg.model.init_ckpt else ""))

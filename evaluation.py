@@ -1,18 +1,234 @@
-"""Stage 3: pixel- and segment-level OoD detection metrics, plots, overlays and results files."""
-import sys
+"""Stage 3: pixel- and segment-level OoD detection metrics, plots, overlays and results files.
+
+Without stage flags it runs -pixel -segment. It compares the baseline (epoch 0, when its cache exists),
+the evaluated checkpoint (-epoch) and the evaluated checkpoint plus the meta classifier.
+"""
+import dataclasses
+import json
+import math
+import os
+
+import h5py
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
 import config
+from src import distributed
+from src.cache import checked_cache, checkpoint_identity, read_cache
+from src.dataset import Cityscapes, build_valset, transforms as T
+from src.files import atomic_path, save_json
+from src.metaseg.segment_search import load_all_segments
+from src.model import build_model, infer_dataset, load_checkpoint
+from src.ood_evaluation import binary_labels, component_metrics, pixel_metrics, suppressed
+from src.plots import save_curves, save_overlay
+from src.runtime import use_amp
+from src.scores import SCORES, ClassStats, normalized_entropy
+from src.segment_errors import count_segment_errors
 
 GROUPS = {"paths": config.Paths, "run": config.Run, "model": config.Model, "evalset": config.EvalSet,
           "stages": config.EvalStages, "oodmc": config.Oodmc}
+
+# (segsize, instsize) of the SegmentMeIfYouCan component metrics: obstacle-type and anomaly-type sets
+COMPONENT_SIZES = {"LostAndFound": (50, 10), "RoadObstacle21": (50, 10), "Fishyscapes": (500, 100),
+                   "RoadAnomaly21": (500, 100)}
 
 
 def get_args_parser():
     return config.build_parser(__doc__, GROUPS)
 
 
+def sml_stats_path(checkpoint):
+    return os.path.splitext(checkpoint)[0] + "_sml.json"
+
+
+def measure_sml_stats(cfg, ctx, epoch):
+    """Class-wise mean and std of the max logit of checkpoint `epoch` on Cityscapes train, saved beside it."""
+    checkpoint = config.evaluated_checkpoint(cfg, epoch)
+    model = build_model(cfg.model.MODEL, config.NUM_CLASSES)
+    load_checkpoint(model, checkpoint)
+    dataset = Cityscapes(cfg.paths.cityscapes, "train", T.Compose([T.ToTensor(), T.Normalize()]))
+    stats = ClassStats(config.NUM_CLASSES)
+    for _, logits, _ in infer_dataset(model, dataset, ctx.device, use_amp(cfg.run.amp, ctx.device),
+                                      num_workers=cfg.run.num_workers):
+        max_logit, pred = logits.max(0)
+        stats.update(max_logit.cpu().numpy(), pred.cpu().numpy())
+    save_json({**stats.to_dict(), "checkpoint": checkpoint_identity(checkpoint)}, sml_stats_path(checkpoint))
+    print(f"--sml_stats: max-logit statistics of {len(dataset)} Cityscapes train images -> {sml_stats_path(checkpoint)}")
+
+
+def load_sml_stats(checkpoint):
+    """The SML statistics measured for `checkpoint`, or None when there are none (or they are stale)."""
+    path = sml_stats_path(checkpoint)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        stats = json.load(f)
+    if stats.pop("checkpoint") != checkpoint_identity(checkpoint):
+        return None
+    return ClassStats.from_dict(stats)
+
+
+def removed_masks_of(results, removed):
+    """image index -> (H, W) bool of the pixels of segments the meta classifier removed."""
+    def mask(i):
+        removed_ids = np.flatnonzero(removed[i]) + 1
+        return np.isin(np.abs(results[i]["components"]), removed_ids)
+    return mask
+
+
+def load_meta_classifier(cfg, epoch, results):
+    """Per image, bool array of the segments the meta classifier removes (from meta_classification.py -removal)."""
+    path = os.path.join(config.segments_dir(cfg, epoch), "meta_classifier.npz")
+    if not os.path.isfile(path):
+        raise SystemExit(f"{path} is missing; train the meta classifier with: "
+                         f"{config.stage_command(cfg, epoch, '-removal')}")
+    with np.load(path) as data:
+        removed, image = data["removed"], data["image"]
+    if len(removed) != sum(len(r["metrics"]["iou0"]) for r in results):
+        raise SystemExit(f"{path} does not match the segment results beside it; rerun: "
+                         f"{config.stage_command(cfg, epoch, '-removal')}")
+    return [removed[image == i] for i in range(len(results))]
+
+
+def evaluate_checkpoint(cfg, dataset, epoch, with_meta):
+    """Every metric of one checkpoint (and, with_meta, of it plus the meta classifier): a dict of rows."""
+    checkpoint = config.evaluated_checkpoint(cfg, epoch)
+    cache_files = checked_cache(config.cache_dir(cfg, epoch), len(dataset), checkpoint_identity(checkpoint),
+                                config.stage_command(cfg, epoch, "-prepare"))
+    name = "baseline" if epoch == 0 else f"{cfg.model.optim_target} training (epoch {epoch})"
+    rows = {name: {"checkpoint": checkpoint}}
+    removed = results = None
+    if cfg.stages.segment_eval or with_meta:
+        results = load_all_segments(config.segments_dir(cfg, epoch), len(dataset),
+                                    config.stage_command(cfg, epoch, "-segment"))
+        fp, fn = count_segment_errors(results)
+        rows[name]["segments"] = {"fp": fp, "fn": fn}
+    if with_meta:
+        removed = load_meta_classifier(cfg, epoch, results)
+        fp, fn = count_segment_errors(results, removed)
+        rows["+ meta classifier"] = {"checkpoint": checkpoint, "segments": {"fp": fp, "fn": fn}}
+    if cfg.stages.pixel_eval:
+        stats = load_sml_stats(checkpoint)
+        scores = [s for s in SCORES if s != "sml" or stats is not None]
+        if stats is None:
+            print(f"SML skipped for {checkpoint}: measure its statistics with `python evaluation.py --sml_stats "
+                  f"-epoch {epoch} ...` (the same flags)")
+        masks = removed_masks_of(results, removed) if with_meta else None
+        pixels = pixel_metrics(cache_files, dataset.train_id_in, dataset.train_id_out, scores, stats, masks,
+                               desc=f"pixel metrics, {name}")
+        segsize, instsize = COMPONENT_SIZES[cfg.evalset.VALSET]
+        for row, key, row_masks in ((name, "entropy", None), ("+ meta classifier", "entropy+meta", masks)):
+            if key not in pixels:
+                continue
+            computed = {s: pixels[s].compute() for s in pixels if s == key or (row == name and s in scores)}
+            tau = computed[key]["f1_threshold"]
+            components = component_metrics(cache_files, dataset.train_id_in, dataset.train_id_out, tau, segsize,
+                                           instsize, row_masks, desc=f"component metrics, {row}")
+            rows[row]["pixel"] = computed
+            rows[row]["component"] = {**components.compute(), "tau": tau, "segsize": segsize, "instsize": instsize}
+    return rows, results, removed
+
+
+def export_smiyc(cfg, dataset, epoch, out_dir):
+    """Each frame's anomaly score (normalised entropy) as SegmentMeIfYouCan submission files <frame>.hdf5."""
+    cache_files = checked_cache(config.cache_dir(cfg, epoch), len(dataset),
+                                checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
+                                config.stage_command(cfg, epoch, "-prepare"))
+    for i, path in enumerate(tqdm(cache_files, desc="SMIYC export", unit="image")):
+        score = normalized_entropy(read_cache(path, ("probs",))["probs"])
+        with atomic_path(os.path.join(out_dir, f"{dataset.frame_name(i)}.hdf5")) as tmp, h5py.File(tmp, "w") as f:
+            f.create_dataset("value", data=score.astype(np.float16), compression="gzip")
+    print(f"--export_smiyc: {len(cache_files)} score maps -> {out_dir}")
+
+
+def save_visualizations(cfg, dataset, epoch, results, removed, out_dir):
+    """The first --num_visualizations images: image, ground truth, entropy, OoD segments before / after removal."""
+    cache_dir = config.cache_dir(cfg, epoch)
+    for i in range(min(cfg.stages.num_visualizations, len(dataset))):
+        cache = read_cache(os.path.join(cache_dir, f"{i:05d}.h5"), ("probs", "gt_train"))
+        before = results[i]["components"] != 0
+        after = before & ~removed_masks_of(results, removed)(i)
+        save_overlay(np.asarray(Image.open(dataset.images[i]).convert("RGB")),
+                     binary_labels(cache["gt_train"], dataset.train_id_in, dataset.train_id_out),
+                     normalized_entropy(cache["probs"]), before, after,
+                     os.path.join(out_dir, "overlays", f"{i:05d}_{dataset.frame_name(i)}.png"), dataset.frame_name(i))
+
+
+def markdown_table(rows):
+    """The paper-style table: one line per row, entropy score."""
+    def fmt(value, scale=100):
+        return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{scale * value:.2f}"
+    lines = ["| | AUROC | AP | FPR95 | FP segments | FN segments | sIoU | PPV | mean F1 |", "|---|" + "---|" * 8]
+    for name, row in rows.items():
+        pixel = row.get("pixel", {}).get("entropy+meta" if name == "+ meta classifier" else "entropy", {})
+        segments, component = row.get("segments", {}), row.get("component", {})
+        lines.append(f"| {name} | {fmt(pixel.get('auroc'))} | {fmt(pixel.get('ap'))} | {fmt(pixel.get('fpr95'))} | "
+                     f"{segments.get('fp', '–')} | {segments.get('fn', '–')} | {fmt(component.get('siou_gt'))} | "
+                     f"{fmt(component.get('ppv'))} | {fmt(component.get('mean_f1'))} |")
+    scores = [(name, score, r) for name, row in rows.items() for score, r in row.get("pixel", {}).items()]
+    lines += ["", "| checkpoint | score | AUROC | AP | FPR95 |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {score} | {fmt(r['auroc'])} | {fmt(r['ap'])} | {fmt(r['fpr95'])} |" for name, score, r in scores]
+    return "\n".join(lines) + "\n"
+
+
+def jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return None if math.isnan(obj) else float(obj)
+    return obj.item() if isinstance(obj, np.generic) else obj
+
+
 def main(cfg):
-    sys.exit("evaluation.py: these stages are not implemented yet")
+    ctx = distributed.init_distributed(cfg.run.device)
+    stages = cfg.stages
+    if not any((stages.pixel_eval, stages.segment_eval, stages.moment, stages.sml_stats, stages.export_smiyc)):
+        cfg = dataclasses.replace(cfg, stages=dataclasses.replace(stages, pixel_eval=True, segment_eval=True))
+    dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), cfg.evalset.fs_split)
+    epoch = cfg.evalset.val_epoch
+    if cfg.stages.sml_stats:
+        for e in sorted({0, epoch}):
+            if e == epoch or os.path.isfile(config.checkpoint_path(cfg, e) or ""):
+                measure_sml_stats(cfg, ctx, e)
+    if cfg.stages.export_smiyc:
+        export_smiyc(cfg, dataset, epoch, cfg.stages.export_smiyc)
+    if cfg.stages.moment:
+        raise SystemExit("evaluation.py: -moment (OODMC) is not wired in yet")
+    if not (cfg.stages.pixel_eval or cfg.stages.segment_eval):
+        return None
+
+    rows = {}
+    if epoch != 0:
+        if os.path.isfile(os.path.join(config.cache_dir(cfg, 0), "00000.h5")):
+            rows.update(evaluate_checkpoint(cfg, dataset, 0, with_meta=False)[0])
+        else:
+            print(f"No baseline row: its cache is missing; make it with {config.stage_command(cfg, 0, '-prepare -segment')}")
+    evaluated, results, removed = evaluate_checkpoint(cfg, dataset, epoch, with_meta=cfg.stages.segment_eval)
+    rows.update(evaluated)
+
+    out_dir = config.results_dir(cfg, epoch)
+    unlabelled = sum(not dataset.has_label(i) for i in range(len(dataset)))
+    if unlabelled:
+        print(f"{unlabelled} of {len(dataset)} frames have no labels and are left out of the metrics")
+    report = {"valset": config.valset_name(cfg), "num_images": len(dataset), "num_unlabelled": unlabelled,
+              "rows": rows, "config": cfg.to_dict()}
+    save_json(jsonable(report), os.path.join(out_dir, "results.json"))
+    table = markdown_table(rows)
+    with atomic_path(os.path.join(out_dir, "results.md")) as tmp, open(tmp, "w") as f:
+        f.write(f"# {config.valset_name(cfg)}: {config.run_name(cfg, epoch)}\n\n{table}")
+    curves = {name: row["pixel"]["entropy+meta" if name == "+ meta classifier" else "entropy"]
+              for name, row in rows.items() if "pixel" in row}
+    if curves:
+        save_curves(curves, os.path.join(out_dir, "roc.png"), os.path.join(out_dir, "pr.png"),
+                    f"{config.valset_name(cfg)}, normalised entropy")
+    if results is not None and removed is not None:
+        save_visualizations(cfg, dataset, epoch, results, removed, out_dir)
+    print(table)
+    print(f"Results in {out_dir}")
+    return report
 
 
 if __name__ == "__main__":

@@ -1,7 +1,26 @@
-"""Stage 2: cache the softmax on VALSET, search OoD segments, and remove false positives by meta classification."""
-import sys
+"""Stage 2: cache the softmax on VALSET, search OoD segments, and remove false positives by meta classification.
+
+Without stage flags it runs -prepare -segment -removal. Several processes share the images:
+torchrun --nproc_per_node N meta_classification.py -prepare
+"""
+import dataclasses
+import multiprocessing
+import os
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
 
 import config
+from src import distributed
+from src.cache import cache_path, checked_cache, checkpoint_identity, is_complete, read_attrs, read_cache, write_cache
+from src.dataset import build_valset
+from src.files import save_json
+from src.meta_classifier import classifier_scores, cross_validated_fp_probability, segments_to_dataset
+from src.metaseg.segment_search import load_all_segments, save_segments, segment_search, segments_path
+from src.model import build_model, infer_dataset, load_checkpoint
+from src.runtime import use_amp
 
 GROUPS = {"paths": config.Paths, "run": config.Run, "model": config.Model, "evalset": config.EvalSet,
           "meta": config.MetaStages, "oodmc": config.Oodmc}
@@ -11,8 +30,104 @@ def get_args_parser():
     return config.build_parser(__doc__, GROUPS)
 
 
+def prepare(cfg, ctx, dataset, epoch):
+    """Run the checkpoint on every image not yet cached (this rank's share) and cache the results."""
+    ckpt = config.evaluated_checkpoint(cfg, epoch)
+    identity = checkpoint_identity(ckpt)
+    cache_dir = config.cache_dir(cfg, epoch)
+    todo = [i for i in range(len(dataset)) if not is_current(cache_path(cache_dir, i), identity)]
+    if ctx.is_main:
+        print(f"-prepare: {len(dataset) - len(todo)} of {len(dataset)} images already cached in {cache_dir}")
+    mine = distributed.shard(todo, ctx)
+    if mine:
+        model = build_model(cfg.model.MODEL, config.NUM_CLASSES)
+        load_checkpoint(model, ckpt)
+        amp = use_amp(cfg.run.amp, ctx.device)
+        for i, logits, target in infer_dataset(model, dataset, ctx.device, amp, mine, cfg.run.num_workers):
+            logits = logits.to(ctx.device)
+            write_cache(cache_path(cache_dir, i), torch.softmax(logits, 0).cpu().numpy(),
+                        logits.amax(0).cpu().numpy(), target.numpy().astype(np.uint8), dataset.label_ids(i),
+                        {"image_path": dataset.images[i], "frame_name": dataset.frame_name(i),
+                         "has_label": dataset.has_label(i), "checkpoint": identity, "model": cfg.model.MODEL})
+    distributed.barrier(ctx)
+
+
+def is_current(path, identity):
+    return is_complete(path) and read_attrs(path)["checkpoint"] == identity
+
+
+def _search_one(job):
+    cache_file, out_file, threshold, ood_index = job
+    c = read_cache(cache_file, ("probs", "gt_train", "gt_label"))
+    save_segments(out_file, segment_search(c["probs"], c["gt_train"], c["gt_label"], threshold, ood_index))
+
+
+def search_segments(cfg, ctx, dataset, epoch):
+    """Segment search of every image without a results file (this rank's share), in worker processes."""
+    cache_files = checked_cache(config.cache_dir(cfg, epoch), len(dataset),
+                                checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)), config.stage_command(cfg, epoch, "-prepare"))
+    out_dir = config.segments_dir(cfg, epoch)
+    threshold = cfg.evalset.entropy_threshold
+    jobs = [(cache_files[i], segments_path(out_dir, i), threshold, dataset.train_id_out)
+            for i in range(len(dataset)) if not os.path.isfile(segments_path(out_dir, i))]
+    if ctx.is_main:
+        print(f"-segment: {len(dataset) - len(jobs)} of {len(dataset)} images already searched in {out_dir}")
+        save_json({"checkpoint": read_attrs(cache_files[0])["checkpoint"], "entropy_threshold": threshold,
+                   "num_images": len(dataset), "config": cfg.to_dict()}, os.path.join(out_dir, "segments.json"))
+    mine = distributed.shard(jobs, ctx)
+    bar = dict(total=len(mine), desc="segment search", unit="image", disable=not ctx.is_main)
+    if cfg.run.num_workers == 0:
+        for job in tqdm(mine, **bar):
+            _search_one(job)
+    else:
+        # fork: the workers need numpy and the compiled metrics only, and spawning would re-import torch in each
+        with multiprocessing.get_context("fork").Pool(cfg.run.num_workers) as pool:
+            for _ in tqdm(pool.imap_unordered(_search_one, mine), **bar):
+                pass
+    distributed.barrier(ctx)
+
+
+def meta_classify(cfg, dataset, epoch):
+    """Cross-validated meta classifier on the segments of `epoch`; saves which segments it removes."""
+    results = load_all_segments(config.segments_dir(cfg, epoch), len(dataset), config.stage_command(cfg, epoch, "-segment"))
+    X, y, groups, names = segments_to_dataset([r["metrics"] for r in results])
+    try:
+        prob = cross_validated_fp_probability(X, y, groups, mode=cfg.meta.meta_cv)
+    except ValueError as error:
+        raise SystemExit(f"-removal: the meta classifier cannot train: {error}")
+    scores = classifier_scores(y, prob)
+    removed = prob >= 0.5
+    out_dir = config.segments_dir(cfg, epoch)
+    np.savez_compressed(os.path.join(out_dir, "meta_classifier.npz"), fp_probability=prob, removed=removed,
+                        image=groups, iou0=y)
+    summary = {**scores, "num_segments": int(len(y)), "num_false_positives": int(y.sum()),
+               "removed": int(removed.sum()), "removed_false_positives": int((removed & (y == 1)).sum()),
+               "meta_cv": cfg.meta.meta_cv, "features": names, "config": cfg.to_dict()}
+    save_json(summary, os.path.join(out_dir, "meta_classifier.json"))
+    print(f"-removal: meta classifier ({cfg.meta.meta_cv}) on {len(y)} segments ({int(y.sum())} false positives): "
+          f"AUROC {scores['auroc']:.4f}, AP {scores['ap']:.4f}, accuracy {scores['accuracy']:.4f}; "
+          f"removes {int(removed.sum())} segments, {summary['removed_false_positives']} of them false positives")
+
+
 def main(cfg):
-    sys.exit("meta_classification.py: these stages are not implemented yet")
+    ctx = distributed.init_distributed(cfg.run.device)
+    stages = cfg.meta
+    if not any((stages.metaseg_prepare, stages.segment_search, stages.fp_removal, stages.moment, stages.SVM)):
+        stages = dataclasses.replace(stages, metaseg_prepare=True, segment_search=True, fp_removal=True)
+    dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), cfg.evalset.fs_split)
+    epoch = cfg.evalset.val_epoch
+    started = time.time()
+    if stages.metaseg_prepare:
+        prepare(cfg, ctx, dataset, epoch)
+    if stages.segment_search:
+        search_segments(cfg, ctx, dataset, epoch)
+    if stages.fp_removal and ctx.is_main:
+        meta_classify(cfg, dataset, epoch)
+    if stages.moment or stages.SVM:
+        raise SystemExit("meta_classification.py: -moment / -SVM (OODMC) are not wired in yet")
+    if ctx.is_main:
+        print(f"meta_classification.py finished in {time.time() - started:.0f}s; outputs in {config.run_dir(cfg, epoch)}")
+    distributed.cleanup()
 
 
 if __name__ == "__main__":

@@ -77,12 +77,17 @@ def is_complete(path):
         return False
 
 
-def list_cache(cache_dir, num_images, make_command):
-    """Paths of the `num_images` cache files of a run, or SystemExit saying which are missing and how to make them."""
+def checked_cache(cache_dir, num_images, identity, make_command):
+    """Paths of the `num_images` cache files of a run, after checking that all exist and were made by the
+    checkpoint `identity` (see checkpoint_identity); else SystemExit saying what is wrong and `make_command`."""
     paths = [cache_path(cache_dir, i) for i in range(num_images)]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         found = len(glob.glob(os.path.join(cache_dir, "*.h5")))
         raise SystemExit(f"The inference cache {cache_dir} has {found} of {num_images} images "
                          f"(first missing: {os.path.basename(missing[0])}). Make it with: {make_command}")
+    stale = [p for p in paths if read_attrs(p)["checkpoint"] != identity]
+    if stale:
+        raise SystemExit(f"{len(stale)} files of the inference cache were made by another checkpoint: {stale[0]} by "
+                         f"{read_attrs(stale[0])['checkpoint']}, not {identity}. Rebuild them with: {make_command}")
     return paths

@@ -6,6 +6,7 @@ lost_and_found, fishyscapes, road_anomaly21, road_obstacle21); split is the Fish
 Every evaluation set has `images`, `train_id_in`, `train_id_out`, `ignore_index`, `label_ids(i)`,
 `has_label(i)` and `frame_name(i)`.
 """
+from src.dataset import transforms
 from src.dataset.cityscapes import Cityscapes
 from src.dataset.cityscapes_coco_mix import CityscapesCocoMix
 from src.dataset.coco import COCO
@@ -29,5 +30,12 @@ TRAINSETS = {
     "Cityscapes": Cityscapes,
 }
 
-__all__ = ["COCO", "Cityscapes", "CityscapesCocoMix", "CsCocoEmbedding", "Fishyscapes", "LostAndFound",
+
+
+def build_valset(name, root, split):
+    """The evaluation set `name` (a key of VALSETS) with the evaluation transform (tensor, ImageNet normalisation)."""
+    return VALSETS[name](root, split, transforms.Compose([transforms.ToTensor(), transforms.Normalize()]))
+
+
+__all__ = ["build_valset", "COCO", "Cityscapes", "CityscapesCocoMix", "CsCocoEmbedding", "Fishyscapes", "LostAndFound",
            "RoadAnomaly21", "RoadObstacle21", "TRAINSETS", "VALSETS"]

@@ -5,6 +5,8 @@ scipy.stats.entropy); the compiled metrics then find the predicted OoD segments 
 OoD components and describe each. One compressed .npz per image holds the result, with the layout of
 the golden files: `pred/<key>`, `gt/<key>`, `components`, `gt_components`.
 """
+import os
+
 import numpy as np
 from scipy.stats import entropy
 
@@ -58,3 +60,17 @@ def load_segments(path):
     if "components" not in result or "gt_components" not in result:
         raise ValueError(f"{path} holds no segment maps: it was not written by save_segments")
     return result
+
+
+def segments_path(out_dir, index):
+    return os.path.join(out_dir, f"{index:05d}.npz")
+
+
+def load_all_segments(out_dir, num_images, make_command):
+    """The segment results of images 0..num_images-1 in `out_dir`, or SystemExit naming `make_command`."""
+    paths = [segments_path(out_dir, i) for i in range(num_images)]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise SystemExit(f"{len(missing)} of {num_images} segment results are missing in {out_dir} (first: "
+                         f"{os.path.basename(missing[0])}); make them with: {make_command}")
+    return [load_segments(p) for p in paths]

@@ -1,0 +1,67 @@
+"""Stage-3 passes over an inference cache: pixel metrics of every score, and component metrics."""
+import numpy as np
+from tqdm import tqdm
+
+from src.cache import read_cache
+from src.component_metrics import ComponentMetrics
+from src.pixel_metrics import PixelMetrics
+from src.scores import anomaly_score
+
+
+def binary_labels(gt_train, in_id, out_id):
+    """(H, W) uint8 in the evaluation encoding: 0 in-distribution, 1 OoD, 255 everything else."""
+    label = np.full(gt_train.shape, 255, dtype=np.uint8)
+    label[gt_train == in_id] = 0
+    label[gt_train == out_id] = 1
+    return label
+
+
+def labelled(cache_files):
+    """The cache files of images that have ground truth (unlabelled benchmark frames are left out)."""
+    return [path for path in cache_files if read_cache(path, ())["has_label"]]
+
+
+def suppressed(entropy, removed_mask):
+    """The entropy with the pixels of removed segments set to 0: what the meta classifier leaves of it."""
+    out = entropy.copy()
+    out[removed_mask] = 0.0
+    return out
+
+
+def pixel_metrics(cache_files, in_id, out_id, scores, class_stats=None, removed_masks=None, desc="pixel metrics"):
+    """{score name: PixelMetrics} over the labelled images of `cache_files`.
+
+    removed_masks: None, or a function image index -> (H, W) bool of pixels in segments the meta
+    classifier removed; then the entropy score is also evaluated with them suppressed, as "entropy+meta".
+    """
+    metrics = {name: PixelMetrics() for name in scores}
+    if removed_masks is not None:
+        metrics["entropy+meta"] = PixelMetrics()
+    for index, path in enumerate(tqdm(cache_files, desc=desc, unit="image")):
+        cache = read_cache(path)
+        if not cache["has_label"]:
+            continue
+        label = binary_labels(cache["gt_train"], in_id, out_id)
+        valid = label != 255
+        is_ood = label[valid] == 1
+        for name in scores:
+            score = anomaly_score(name, cache["probs"], cache["max_logit"], class_stats)
+            metrics[name].update(score[valid], is_ood)
+            if name == "entropy" and removed_masks is not None:
+                metrics["entropy+meta"].update(suppressed(score, removed_masks(index))[valid], is_ood)
+    return metrics
+
+
+def component_metrics(cache_files, in_id, out_id, tau, segsize, instsize, removed_masks=None,
+                      desc="component metrics"):
+    """ComponentMetrics of the entropy score (optionally after meta classification) over the labelled images."""
+    metrics = ComponentMetrics(tau, segsize, instsize)
+    for index, path in enumerate(tqdm(cache_files, desc=desc, unit="image")):
+        cache = read_cache(path, ("probs", "gt_train"))
+        if not cache["has_label"]:
+            continue
+        score = anomaly_score("entropy", cache["probs"], None)
+        if removed_masks is not None:
+            score = suppressed(score, removed_masks(index))
+        metrics.update(score, binary_labels(cache["gt_train"], in_id, out_id))
+    return metrics
