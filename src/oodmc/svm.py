@@ -1,0 +1,145 @@
+"""The OODMC meta classifier: a standardised linear SVM on the moment features of single pixels.
+
+Labels use the evaluation encoding: one id for in-distribution pixels, one for OoD pixels (OoD is the
+positive class); every other value (void, ignored) takes no part.
+"""
+import json
+import os
+import pickle
+
+import numpy as np
+import torch
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
+
+from src.files import atomic_path
+
+FILE_FORMAT = "meta-ood oodmc svm v1"
+
+
+def draw_training_pixels(labels, in_id, ood_id, num_pixels, seed):
+    """Draw `num_pixels` training pixels from a set of images: half in-distribution, half OoD.
+
+    labels: sequence of (H, W) integer arrays (read twice: a lazy sequence works). Within each class
+    the pixels are drawn uniformly from all pixels of that class in the whole set, without
+    replacement; pixels of any other label are never drawn. num_pixels // 2 are OoD, the rest
+    in-distribution. Returns one sorted int64 array of flat pixel indices (into H * W) per image;
+    the targets are `labels[i].reshape(-1)[index] == ood_id`.
+    """
+    num_ood = num_pixels // 2
+    num_in = num_pixels - num_ood
+    counts = np.array([[np.count_nonzero(label == in_id), np.count_nonzero(label == ood_id)] for label in labels],
+                      dtype=np.int64).reshape(-1, 2)
+    total_in, total_ood = counts.sum(0)
+    if total_in < num_in or total_ood < num_ood:
+        raise ValueError(f"the {len(counts)} training images hold {total_in} in-distribution pixels (label {in_id}) "
+                         f"and {total_ood} OoD pixels (label {ood_id}), but {num_pixels} training pixels need "
+                         f"{num_in} and {num_ood}: lower svm_points_num or train on more images")
+    rng = np.random.default_rng(seed)
+    # ranks into the concatenation of each class's pixels over all images, split per image below
+    ranks = [np.sort(rng.choice(total_in, num_in, replace=False)),
+             np.sort(rng.choice(total_ood, num_ood, replace=False))]
+    ends = counts.cumsum(0)
+    pixels = []
+    for i, label in enumerate(labels):
+        flat = np.asarray(label).reshape(-1)
+        chosen = []
+        for column, class_id in enumerate((in_id, ood_id)):
+            end = ends[i, column]
+            start = end - counts[i, column]
+            mine = ranks[column][np.searchsorted(ranks[column], start):np.searchsorted(ranks[column], end)]
+            if len(mine):
+                chosen.append(np.flatnonzero(flat == class_id)[mine - start])
+        pixels.append(np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64))
+    return pixels
+
+
+def fit_svm(features, is_ood, seed, C=1.0):
+    """Fit StandardScaler + LinearSVC on pixel features.
+
+    features: (n, F) float32; is_ood: (n,) bool, True for OoD pixels. Returns the fitted sklearn
+    Pipeline (steps "scaler", "svm") whose decision function is higher for OoD.
+    """
+    features = np.asarray(features)
+    is_ood = np.asarray(is_ood, dtype=bool)
+    if features.ndim != 2 or is_ood.shape != (len(features),):
+        raise ValueError(f"features must be (n, F) and is_ood (n,); got {features.shape} and {is_ood.shape}")
+    if is_ood.all() or not is_ood.any():
+        raise ValueError("the training pixels must include both in-distribution and OoD pixels")
+    classifier = Pipeline([("scaler", StandardScaler()),
+                           ("svm", LinearSVC(C=C, dual=False, random_state=seed))])
+    return classifier.fit(features, is_ood.astype(np.int64))
+
+
+def decision_map(classifier, features):
+    """The classifier's decision function at every pixel, computed where `features` lives (e.g. the GPU).
+
+    classifier: a Pipeline from fit_svm. features: (F, H, W) or (F, k) float32 tensor (or array).
+    Returns a float32 array of shape features.shape[1:]; higher = more OoD, > 0 = predicted OoD. It
+    equals classifier.decision_function on the pixels' feature vectors.
+    """
+    scaler, svm = classifier.named_steps["scaler"], classifier.named_steps["svm"]
+    if list(svm.classes_) != [0, 1]:
+        raise ValueError(f"the SVM's classes are {list(svm.classes_)}; expected [0, 1] (1 = OoD) as fit_svm makes")
+    features = torch.as_tensor(features)
+    if features.shape[0] != len(scaler.mean_):
+        raise ValueError(f"features have {features.shape[0]} channels; the classifier was fitted on "
+                         f"{len(scaler.mean_)}")
+    # the scaler folded into the SVM's weights; centring channel by channel keeps float32 accurate
+    weights = svm.coef_[0] / scaler.scale_
+    score = torch.full(features.shape[1:], float(svm.intercept_[0]), dtype=torch.float32, device=features.device)
+    for channel, (mean, weight) in enumerate(zip(scaler.mean_, weights)):
+        score += (features[channel].float() - float(mean)) * float(weight)
+    return score.cpu().numpy()
+
+
+def hard_decision_counts(scores, label, in_id, ood_id):
+    """Pixel counts of the hard decision (score > 0 = OoD) on one image.
+
+    scores: (H, W) float; label: (H, W) integer. Returns int64 array [TP, FP, FN, TN] over the pixels
+    labelled in_id or ood_id (OoD positive); sum it over images and pass it to hard_decision_metrics.
+    """
+    scores, label = np.asarray(scores), np.asarray(label)
+    if scores.shape != label.shape:
+        raise ValueError(f"scores {scores.shape} and label {label.shape} must have the same shape")
+    predicted = scores > 0
+    ood, inlier = label == ood_id, label == in_id
+    return np.array([np.count_nonzero(predicted & ood), np.count_nonzero(predicted & inlier),
+                     np.count_nonzero(~predicted & ood), np.count_nonzero(~predicted & inlier)], dtype=np.int64)
+
+
+def hard_decision_metrics(counts):
+    """F1, precision, recall and false-positive rate from [TP, FP, FN, TN]; nan where undefined (0 / 0)."""
+    tp, fp, fn, tn = (int(x) for x in counts)
+
+    def ratio(a, b):
+        return a / b if b else float("nan")
+
+    return {"f1": ratio(2 * tp, 2 * tp + fp + fn), "precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn),
+            "fpr": ratio(fp, fp + tn), "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+
+
+def save_svm(classifier, settings, path):
+    """Write the fitted classifier and the settings it was made with (a plain, JSON-able dict), atomically."""
+    try:
+        json.dumps(settings)
+    except TypeError as error:
+        raise TypeError(f"settings must be a plain dict of JSON values: {error}") from None
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        pickle.dump({"format": FILE_FORMAT, "classifier": classifier, "settings": dict(settings)}, f)
+
+
+def load_svm(path):
+    """Read a file of save_svm. Returns (classifier Pipeline, settings dict)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no OODMC classifier at {path}; train one with meta_classification.py -moment -SVM")
+    with open(path, "rb") as f:
+        try:
+            saved = pickle.load(f)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
+            raise ValueError(f"{path} is not an OODMC classifier file ({error})") from None
+    if not isinstance(saved, dict) or saved.get("format") != FILE_FORMAT:
+        raise ValueError(f"{path} is not an OODMC classifier file (expected format {FILE_FORMAT!r}); "
+                         "train one with meta_classification.py -moment -SVM")
+    return saved["classifier"], saved["settings"]
