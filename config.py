@@ -216,6 +216,24 @@ def parse_config(groups, args):
                      for name, cls in groups.items()})
 
 
+def settings_markdown():
+    """Markdown table of every setting: group, flag(s), default and help, in the order of the dataclasses.
+
+    The README's settings table is this output (a test compares them), so it cannot drift from the code.
+    """
+    def text(help):
+        # argparse needs % doubled in help; markdown would hide <...> as a tag and split the cell at |
+        return help.replace("%%", "%").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+    lines = ["| group | flag(s) | default | help |", "|---|---|---|---|"]
+    for group in (Paths, Run, Model, Training, EvalSet, MetaStages, EvalStages, Oodmc):
+        for f in dataclasses.fields(group):
+            flags = ", ".join(f"`{name}`" for name in (*f.metadata["flags"], f"--{f.name}"))
+            default = ('""' if f.default == "" else str(f.default)).replace("|", "\\|")
+            lines.append(f"| {group.__name__} | {flags} | `{default}` | {text(f.metadata['help'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def init_checkpoint(cfg):
     """Path of the checkpoint trained on Cityscapes alone (epoch 0); '' when it is 'none'."""
     if cfg.model.init_ckpt == "none":
@@ -269,6 +287,11 @@ def segments_dir(cfg, epoch):
     return os.path.join(run_dir(cfg, epoch), f"segments_t{cfg.evalset.entropy_threshold}")
 
 
+def oodmc_dir(cfg, epoch):
+    """OODMC training features, SVM and evaluation score maps of one checkpoint."""
+    return os.path.join(run_dir(cfg, epoch), "oodmc")
+
+
 def results_dir(cfg, epoch):
     return os.path.join(cfg.paths.io_root, "results", valset_name(cfg), run_name(cfg, epoch))
 
@@ -291,3 +314,7 @@ def stage_command(cfg, epoch, stage):
             f"-model {cfg.model.MODEL} --optim_target {cfg.model.optim_target} -alpha {cfg.model.pareto_alpha} "
             f"-epoch {epoch} -threshold {cfg.evalset.entropy_threshold} --data_root {cfg.paths.data_root} "
             f"--io_root {cfg.paths.io_root}" + (f" --init_ckpt {cfg.model.init_ckpt}" if cfg.model.init_ckpt else ""))
+
+
+if __name__ == "__main__":
+    print(settings_markdown(), end="")

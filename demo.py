@@ -21,6 +21,8 @@ OOD_EPOCHS = 6
 COMMON = ["--data_root", DATA, "--io_root", IO, "-model", MODEL, "--num_workers", "0"]
 BASELINE = os.path.join(IO, "weights", "cityscapes", f"{MODEL}_epoch_{BASELINE_EPOCHS}.pth")
 EVAL = [*COMMON, "--init_ckpt", BASELINE, "-val", "LostAndFound"]
+SMIYC = [*COMMON, "--init_ckpt", BASELINE, "-val", "RoadObstacle21"]
+OODMC = ["--SVM_eval_subsize", "10", "--svm_points_num", "10000"]
 
 STEPS = [
     ("demo world", ["preparation/make_demo_world.py", "--data_root", DATA, "--size", "demo"]),
@@ -42,6 +44,13 @@ STEPS = [
      ["meta_classification.py", *EVAL, "-epoch", str(OOD_EPOCHS)]),
     ("SML statistics on Cityscapes train", ["evaluation.py", *EVAL, "-epoch", str(OOD_EPOCHS), "--sml_stats"]),
     ("evaluation", ["evaluation.py", *EVAL, "-epoch", str(OOD_EPOCHS)]),
+    ("OODMC: MC-dropout moment features and a linear SVM",
+     ["meta_classification.py", *EVAL, "-epoch", str(OOD_EPOCHS), "-moment", "-SVM", *OODMC]),
+    ("OODMC evaluation", ["evaluation.py", *EVAL, "-epoch", str(OOD_EPOCHS), "-moment", *OODMC]),
+    ("RoadObstacle21-like track: baseline", ["meta_classification.py", *SMIYC, "-epoch", "0", "-prepare", "-segment"]),
+    ("RoadObstacle21-like track: OoD-trained model", ["meta_classification.py", *SMIYC, "-epoch", str(OOD_EPOCHS)]),
+    ("RoadObstacle21-like track: evaluation and submission files",
+     ["evaluation.py", *SMIYC, "-epoch", str(OOD_EPOCHS), "-pixel", "-segment", "--export_smiyc", os.path.join(IO, "smiyc", "RoadObstacle21")]),
 ]
 DONE_WHEN = {  # steps whose output tells that they already ran
     "baseline: the small model trained on Cityscapes alone": BASELINE,

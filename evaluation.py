@@ -20,7 +20,10 @@ from src.dataset import Cityscapes, build_valset, transforms as T
 from src.files import atomic_path, save_json
 from src.metaseg.segment_search import load_all_segments
 from src.model import build_model, infer_dataset, load_checkpoint
+from src.oodmc.moments import moment_features
+from src.oodmc.svm import decision_map, hard_decision_counts, hard_decision_metrics, load_svm
 from src.ood_evaluation import binary_labels, component_metrics, pixel_metrics, suppressed
+from src.pixel_metrics import PixelMetrics
 from src.plots import save_curves, save_overlay
 from src.runtime import use_amp
 from src.scores import SCORES, ClassStats, normalized_entropy
@@ -155,6 +158,62 @@ def save_visualizations(cfg, dataset, epoch, results, removed, out_dir):
                      os.path.join(out_dir, "overlays", f"{i:05d}_{dataset.frame_name(i)}.png"), dataset.frame_name(i))
 
 
+def evaluate_oodmc(cfg, ctx, dataset, epoch):
+    """-moment: the OODMC SVM's decision function on its evaluation images, beside the entropy of the same
+    checkpoint on the same images. Score maps are saved per image, so an interrupted run continues."""
+    path = os.path.join(config.oodmc_dir(cfg, epoch), "svm.pkl")
+    try:
+        classifier, settings = load_svm(path)
+    except FileNotFoundError:
+        raise SystemExit(f"-moment: no OODMC classifier at {path}; train it with "
+                         f"{config.stage_command(cfg, epoch, '-moment -SVM')}")
+    except ValueError as error:
+        raise SystemExit(f"-moment: {error}")
+    cache_files = checked_cache(config.cache_dir(cfg, epoch), len(dataset),
+                                checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
+                                config.stage_command(cfg, epoch, "-prepare"))
+    out_dir = os.path.join(config.oodmc_dir(cfg, epoch), "scores")
+    evaluated = settings["eval_images"]
+    todo = [i for i in evaluated if not os.path.isfile(os.path.join(out_dir, f"{i:05d}.npy"))]
+    mine = distributed.shard(todo, ctx)
+    if mine:
+        model = build_model(cfg.model.MODEL, config.NUM_CLASSES)
+        load_checkpoint(model, config.evaluated_checkpoint(cfg, epoch))
+        model.to(ctx.device)
+        for i in tqdm(mine, desc="OODMC evaluation", unit="image", disable=not ctx.is_main):
+            features = moment_features(model, dataset[i][0].to(ctx.device), **settings["moments"],
+                                       seed=settings["seed"] + i, amp=use_amp(cfg.run.amp, ctx.device))
+            with atomic_path(os.path.join(out_dir, f"{i:05d}.npy")) as tmp, open(tmp, "wb") as f:
+                np.save(f, decision_map(classifier, features))
+    distributed.barrier(ctx)
+    if not ctx.is_main:
+        return None
+    svm, entropy, counts = PixelMetrics(), PixelMetrics(), 0
+    for i in evaluated:
+        cache = read_cache(cache_files[i], ("probs", "gt_train"))
+        label = binary_labels(cache["gt_train"], dataset.train_id_in, dataset.train_id_out)
+        valid = label != 255
+        score = np.load(os.path.join(out_dir, f"{i:05d}.npy"))
+        svm.update(score[valid], label[valid] == 1)
+        entropy.update(normalized_entropy(cache["probs"])[valid], label[valid] == 1)
+        counts = counts + hard_decision_counts(score, label, 0, 1)
+    report = {"num_images": len(evaluated), "svm": svm.compute(), "entropy": entropy.compute(),
+              "hard_decision": hard_decision_metrics(counts), "settings": settings["moments"], "config": cfg.to_dict()}
+    lines = ["| score | AUROC | AP | FPR95 |", "|---|---|---|---|"]
+    lines += [f"| {name} | {100 * report[key]['auroc']:.2f} | {100 * report[key]['ap']:.2f} | "
+              f"{100 * report[key]['fpr95']:.2f} |" for name, key in (("OODMC SVM", "svm"), ("entropy", "entropy"))]
+    hard = report["hard_decision"]
+    lines += ["", f"SVM decision > 0: F1 {hard['f1']:.4f}, precision {hard['precision']:.4f}, FPR {hard['fpr']:.4f}"]
+    table = "\n".join(lines) + "\n"
+    out = config.results_dir(cfg, epoch)
+    save_json(jsonable(report), os.path.join(out, "oodmc.json"))
+    with atomic_path(os.path.join(out, "oodmc.md")) as tmp, open(tmp, "w") as f:
+        f.write(f"# OODMC on {len(evaluated)} images of {config.valset_name(cfg)}: {config.run_name(cfg, epoch)}\n\n"
+                f"{table}")
+    print(table)
+    return report
+
+
 def markdown_table(rows):
     """The paper-style table: one line per row, entropy score."""
     def fmt(value, scale=100):
@@ -196,7 +255,7 @@ def main(cfg):
     if cfg.stages.export_smiyc:
         export_smiyc(cfg, dataset, epoch, cfg.stages.export_smiyc)
     if cfg.stages.moment:
-        raise SystemExit("evaluation.py: -moment (OODMC) is not wired in yet")
+        evaluate_oodmc(cfg, ctx, dataset, epoch)
     if not (cfg.stages.pixel_eval or cfg.stages.segment_eval):
         return None
 

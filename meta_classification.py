@@ -4,8 +4,11 @@ Without stage flags it runs -prepare -segment -removal. Several processes share 
 torchrun --nproc_per_node N meta_classification.py -prepare
 """
 import dataclasses
+import glob
+import json
 import multiprocessing
 import os
+import shutil
 import time
 
 import numpy as np
@@ -16,10 +19,12 @@ import config
 from src import distributed
 from src.cache import cache_path, checked_cache, checkpoint_identity, is_complete, read_attrs, read_cache, write_cache
 from src.dataset import build_valset
-from src.files import save_json
+from src.files import atomic_path, save_json
 from src.meta_classifier import classifier_scores, cross_validated_fp_probability, segments_to_dataset
 from src.metaseg.segment_search import load_all_segments, save_segments, segment_search, segments_path
 from src.model import build_model, infer_dataset, load_checkpoint
+from src.oodmc.moments import moment_features
+from src.oodmc.svm import draw_training_pixels, fit_svm, save_svm, split_images
 from src.runtime import use_amp
 
 GROUPS = {"paths": config.Paths, "run": config.Run, "model": config.Model, "evalset": config.EvalSet,
@@ -30,21 +35,24 @@ def get_args_parser():
     return config.build_parser(__doc__, GROUPS)
 
 
+def load_model(cfg, ctx, epoch):
+    model = build_model(cfg.model.MODEL, config.NUM_CLASSES)
+    load_checkpoint(model, config.evaluated_checkpoint(cfg, epoch))
+    return model.to(ctx.device)
+
+
 def prepare(cfg, ctx, dataset, epoch):
     """Run the checkpoint on every image not yet cached (this rank's share) and cache the results."""
-    ckpt = config.evaluated_checkpoint(cfg, epoch)
-    identity = checkpoint_identity(ckpt)
+    identity = checkpoint_identity(config.evaluated_checkpoint(cfg, epoch))
     cache_dir = config.cache_dir(cfg, epoch)
     todo = [i for i in range(len(dataset)) if not is_current(cache_path(cache_dir, i), identity)]
     if ctx.is_main:
         print(f"-prepare: {len(dataset) - len(todo)} of {len(dataset)} images already cached in {cache_dir}")
     mine = distributed.shard(todo, ctx)
     if mine:
-        model = build_model(cfg.model.MODEL, config.NUM_CLASSES)
-        load_checkpoint(model, ckpt)
+        model = load_model(cfg, ctx, epoch)
         amp = use_amp(cfg.run.amp, ctx.device)
         for i, logits, target in infer_dataset(model, dataset, ctx.device, amp, mine, cfg.run.num_workers):
-            logits = logits.to(ctx.device)
             write_cache(cache_path(cache_dir, i), torch.softmax(logits, 0).cpu().numpy(),
                         logits.amax(0).cpu().numpy(), target.numpy().astype(np.uint8), dataset.label_ids(i),
                         {"image_path": dataset.images[i], "frame_name": dataset.frame_name(i),
@@ -109,6 +117,93 @@ def meta_classify(cfg, dataset, epoch):
           f"removes {int(removed.sum())} segments, {summary['removed_false_positives']} of them false positives")
 
 
+def same_json(path, obj):
+    """Whether the JSON file `path` exists and holds `obj`."""
+    if not os.path.isfile(path):
+        return False
+    with open(path) as f:
+        return json.load(f) == obj
+
+
+class CachedLabels:
+    """The train-id ground truth of cache files, read on demand (a lazy sequence of (H, W) uint8)."""
+
+    def __init__(self, paths):
+        self.paths = paths
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        return read_cache(self.paths[i], ("gt_train",))["gt_train"]
+
+
+def moment_settings(cfg):
+    """The OODMC feature settings, saved with the SVM so that evaluation computes the same features."""
+    o = cfg.oodmc
+    return {"num_samples": o.moment_num, "batch_size": o.max_batch_size_for_moment, "order": o.moment_order,
+            "weight": o.moment_weight, "source": o.moment_source}
+
+
+def oodmc_training_features(cfg, ctx, dataset, epoch):
+    """-moment: MC-dropout moment features of `svm_points_num` balanced training pixels, one file per image."""
+    cache_files = checked_cache(config.cache_dir(cfg, epoch), len(dataset),
+                                checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
+                                config.stage_command(cfg, epoch, "-prepare"))
+    try:
+        train, _ = split_images(len(dataset), cfg.oodmc.SVM_eval_subsize, cfg.run.seed)
+        pixels = draw_training_pixels(CachedLabels([cache_files[i] for i in train]), dataset.train_id_in,
+                                      dataset.train_id_out, cfg.oodmc.svm_points_num, cfg.run.seed)
+    except ValueError as error:
+        raise SystemExit(f"-moment: {error}")
+    out_dir = os.path.join(config.oodmc_dir(cfg, epoch), "train")
+    made_with = {**moment_settings(cfg), "seed": cfg.run.seed, "svm_points_num": cfg.oodmc.svm_points_num,
+                 "SVM_eval_subsize": cfg.oodmc.SVM_eval_subsize}
+    if ctx.is_main and not same_json(os.path.join(out_dir, "settings.json"), made_with):
+        shutil.rmtree(out_dir, ignore_errors=True)  # features of other settings or pixels: start again
+        save_json(made_with, os.path.join(out_dir, "settings.json"))
+    distributed.barrier(ctx)
+    todo = [(i, p) for i, p in zip(train, pixels) if len(p) and not os.path.isfile(os.path.join(out_dir, f"{i:05d}.npz"))]
+    if ctx.is_main:
+        print(f"-moment: {cfg.oodmc.svm_points_num} training pixels from {len(train)} images; "
+              f"{len(todo)} images to sample ({cfg.oodmc.moment_num} MC-dropout passes each)")
+    mine = distributed.shard(todo, ctx)
+    if mine:
+        model = load_model(cfg, ctx, epoch)
+        for i, index in tqdm(mine, desc="OODMC training features", unit="image", disable=not ctx.is_main):
+            image, target = dataset[i]
+            try:
+                features = moment_features(model, image.to(ctx.device), **moment_settings(cfg), seed=cfg.run.seed + i,
+                                           pixels=index, amp=use_amp(cfg.run.amp, ctx.device))
+            except ValueError as error:
+                raise SystemExit(f"-moment: {error}")
+            with atomic_path(os.path.join(out_dir, f"{i:05d}.npz")) as tmp, open(tmp, "wb") as f:
+                np.savez(f, features=features.T.cpu().numpy(), is_ood=target.numpy().reshape(-1)[index] ==
+                         dataset.train_id_out)
+    distributed.barrier(ctx)
+
+
+def train_oodmc_svm(cfg, dataset, epoch):
+    """-SVM: the standardised linear SVM on the training features of -moment."""
+    train, evaluated = split_images(len(dataset), cfg.oodmc.SVM_eval_subsize, cfg.run.seed)
+    out_dir = os.path.join(config.oodmc_dir(cfg, epoch), "train")
+    files = sorted(glob.glob(os.path.join(out_dir, "*.npz")))
+    if not files:
+        raise SystemExit(f"-SVM: no training features in {out_dir}; compute them with "
+                         f"{config.stage_command(cfg, epoch, '-moment')}")
+    data = [np.load(f) for f in files]
+    features = np.concatenate([d["features"] for d in data])
+    is_ood = np.concatenate([d["is_ood"] for d in data])
+    classifier = fit_svm(features, is_ood, cfg.run.seed)
+    path = os.path.join(config.oodmc_dir(cfg, epoch), "svm.pkl")
+    shutil.rmtree(os.path.join(config.oodmc_dir(cfg, epoch), "scores"), ignore_errors=True)  # made by the old SVM
+    save_svm(classifier, {"moments": moment_settings(cfg), "seed": cfg.run.seed, "eval_images": evaluated,
+                          "train_images": train, "num_pixels": int(len(is_ood)), "config": cfg.to_dict()}, path)
+    accuracy = float((classifier.predict(features) == is_ood).mean())
+    print(f"-SVM: linear SVM on {len(is_ood)} pixels ({int(is_ood.sum())} OoD) from {len(files)} images, "
+          f"training accuracy {accuracy:.4f}; saved {path}")
+
+
 def main(cfg):
     ctx = distributed.init_distributed(cfg.run.device)
     stages = cfg.meta
@@ -123,8 +218,10 @@ def main(cfg):
         search_segments(cfg, ctx, dataset, epoch)
     if stages.fp_removal and ctx.is_main:
         meta_classify(cfg, dataset, epoch)
-    if stages.moment or stages.SVM:
-        raise SystemExit("meta_classification.py: -moment / -SVM (OODMC) are not wired in yet")
+    if stages.moment:
+        oodmc_training_features(cfg, ctx, dataset, epoch)
+    if stages.SVM and ctx.is_main:
+        train_oodmc_svm(cfg, dataset, epoch)
     if ctx.is_main:
         print(f"meta_classification.py finished in {time.time() - started:.0f}s; outputs in {config.run_dir(cfg, epoch)}")
     distributed.cleanup()

@@ -143,3 +143,14 @@ def load_svm(path):
         raise ValueError(f"{path} is not an OODMC classifier file (expected format {FILE_FORMAT!r}); "
                          "train one with meta_classification.py -moment -SVM")
     return saved["classifier"], saved["settings"]
+
+
+def split_images(num_images, eval_size, seed):
+    """Disjoint image indices (train, evaluate): `eval_size` images drawn with `seed` are evaluated, the
+    SVM trains on pixels of the others. Both sorted lists of int."""
+    if num_images <= eval_size:
+        raise ValueError(f"OODMC evaluates {eval_size} images (SVM_eval_subsize) and trains on the others, but the "
+                         f"set has only {num_images}; lower --SVM_eval_subsize")
+    evaluated = np.random.default_rng(seed).choice(num_images, eval_size, replace=False)
+    train = np.setdiff1d(np.arange(num_images), evaluated)
+    return train.tolist(), np.sort(evaluated).tolist()
