@@ -192,7 +192,7 @@ _integer.__name__ = "int"
 
 def build_parser(description, groups):
     """argparse parser with one flag per field of `groups` ({attribute name in Config: group class})."""
-    parser = argparse.ArgumentParser(description=description,
+    parser = argparse.ArgumentParser(description=description, allow_abbrev=False,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for group_cls in groups.values():
         section = parser.add_argument_group(group_cls.__name__)
