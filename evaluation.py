@@ -248,14 +248,17 @@ def main(cfg):
         cfg = dataclasses.replace(cfg, stages=dataclasses.replace(stages, pixel_eval=True, segment_eval=True))
     dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), cfg.evalset.fs_split)
     epoch = cfg.evalset.val_epoch
+    if cfg.stages.moment:
+        evaluate_oodmc(cfg, ctx, dataset, epoch)  # the one stage that shares its images between processes
+    distributed.cleanup()
+    if not ctx.is_main:
+        return None
     if cfg.stages.sml_stats:
         for e in sorted({0, epoch}):
             if e == epoch or os.path.isfile(config.checkpoint_path(cfg, e) or ""):
                 measure_sml_stats(cfg, ctx, e)
     if cfg.stages.export_smiyc:
         export_smiyc(cfg, dataset, epoch, cfg.stages.export_smiyc)
-    if cfg.stages.moment:
-        evaluate_oodmc(cfg, ctx, dataset, epoch)
     if not (cfg.stages.pixel_eval or cfg.stages.segment_eval):
         return None
 
