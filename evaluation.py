@@ -15,18 +15,18 @@ from tqdm import tqdm
 
 import config
 from src import distributed
-from src.cache import checked_cache, checkpoint_identity, read_cache
+from src.cache import cache_path, checked_cache, checkpoint_identity, read_cache
 from src.dataset import Cityscapes, build_valset, transforms as T
 from src.files import atomic_path, save_json
 from src.metaseg.segment_search import load_all_segments
 from src.model import build_model, infer_dataset, load_checkpoint
 from src.oodmc.moments import moment_features
 from src.oodmc.svm import decision_map, hard_decision_counts, hard_decision_metrics, load_svm
-from src.ood_evaluation import binary_labels, component_metrics, pixel_metrics, suppressed
+from src.ood_evaluation import binary_labels, component_metrics, pixel_metrics
 from src.pixel_metrics import PixelMetrics
 from src.plots import save_curves, save_overlay
 from src.runtime import use_amp
-from src.scores import SCORES, ClassStats, normalized_entropy
+from src.scores import SCORES, ClassStats
 from src.segment_errors import count_segment_errors
 
 GROUPS = {"paths": config.Paths, "run": config.Run, "model": config.Model, "evalset": config.EvalSet,
@@ -139,7 +139,7 @@ def export_smiyc(cfg, dataset, epoch, out_dir):
                                 checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
                                 config.stage_command(cfg, epoch, "-prepare"))
     for i, path in enumerate(tqdm(cache_files, desc="SMIYC export", unit="image")):
-        score = normalized_entropy(read_cache(path, ("probs",))["probs"])
+        score = read_cache(path, ("entropy",))["entropy"]
         with atomic_path(os.path.join(out_dir, f"{dataset.frame_name(i)}.hdf5")) as tmp, h5py.File(tmp, "w") as f:
             f.create_dataset("value", data=score.astype(np.float16), compression="gzip")
     print(f"--export_smiyc: {len(cache_files)} score maps -> {out_dir}")
@@ -149,12 +149,12 @@ def save_visualizations(cfg, dataset, epoch, results, removed, out_dir):
     """The first --num_visualizations images: image, ground truth, entropy, OoD segments before / after removal."""
     cache_dir = config.cache_dir(cfg, epoch)
     for i in range(min(cfg.stages.num_visualizations, len(dataset))):
-        cache = read_cache(os.path.join(cache_dir, f"{i:05d}.h5"), ("probs", "gt_train"))
+        cache = read_cache(cache_path(cache_dir, i), ("entropy", "gt_train"))
         before = results[i]["components"] != 0
         after = before & ~removed_masks_of(results, removed)(i)
         save_overlay(np.asarray(Image.open(dataset.images[i]).convert("RGB")),
                      binary_labels(cache["gt_train"], dataset.train_id_in, dataset.train_id_out),
-                     normalized_entropy(cache["probs"]), before, after,
+                     cache["entropy"], before, after,
                      os.path.join(out_dir, "overlays", f"{i:05d}_{dataset.frame_name(i)}.png"), dataset.frame_name(i))
 
 
@@ -190,12 +190,12 @@ def evaluate_oodmc(cfg, ctx, dataset, epoch):
         return None
     svm, entropy, counts = PixelMetrics(), PixelMetrics(), 0
     for i in evaluated:
-        cache = read_cache(cache_files[i], ("probs", "gt_train"))
+        cache = read_cache(cache_files[i], ("entropy", "gt_train"))
         label = binary_labels(cache["gt_train"], dataset.train_id_in, dataset.train_id_out)
         valid = label != 255
         score = np.load(os.path.join(out_dir, f"{i:05d}.npy"))
         svm.update(score[valid], label[valid] == 1)
-        entropy.update(normalized_entropy(cache["probs"])[valid], label[valid] == 1)
+        entropy.update(cache["entropy"][valid], label[valid] == 1)
         counts = counts + hard_decision_counts(score, label, 0, 1)
     report = {"num_images": len(evaluated), "svm": svm.compute(), "entropy": entropy.compute(),
               "hard_decision": hard_decision_metrics(counts), "settings": settings["moments"], "config": cfg.to_dict()}
@@ -261,6 +261,10 @@ def main(cfg):
         export_smiyc(cfg, dataset, epoch, cfg.stages.export_smiyc)
     if not (cfg.stages.pixel_eval or cfg.stages.segment_eval):
         return None
+    unlabelled = sum(not dataset.has_label(i) for i in range(len(dataset)))
+    if unlabelled == len(dataset):
+        raise SystemExit(f"none of the {len(dataset)} frames of {config.valset_name(cfg)} has labels, so there is "
+                         "nothing to measure; --export_smiyc writes the submission files without them")
 
     rows = {}
     if epoch != 0:
@@ -272,7 +276,6 @@ def main(cfg):
     rows.update(evaluated)
 
     out_dir = config.results_dir(cfg, epoch)
-    unlabelled = sum(not dataset.has_label(i) for i in range(len(dataset)))
     if unlabelled:
         print(f"{unlabelled} of {len(dataset)} frames have no labels and are left out of the metrics")
     report = {"valset": config.valset_name(cfg), "num_images": len(dataset), "num_unlabelled": unlabelled,

@@ -66,8 +66,9 @@ def is_current(path, identity):
 
 def _search_one(job):
     cache_file, out_file, threshold, ood_index = job
-    c = read_cache(cache_file, ("probs", "gt_train", "gt_label"))
-    save_segments(out_file, segment_search(c["probs"], c["gt_train"], c["gt_label"], threshold, ood_index))
+    c = read_cache(cache_file, ("probs", "entropy", "gt_train", "gt_label"))
+    save_segments(out_file, segment_search(c["probs"], c["gt_train"], c["gt_label"], threshold, ood_index,
+                                           c["entropy"]))
 
 
 def search_segments(cfg, ctx, dataset, epoch):
@@ -97,6 +98,9 @@ def search_segments(cfg, ctx, dataset, epoch):
 
 def meta_classify(cfg, dataset, epoch):
     """Cross-validated meta classifier on the segments of `epoch`; saves which segments it removes."""
+    if not any(dataset.has_label(i) for i in range(len(dataset))):
+        raise SystemExit(f"-removal: none of the {len(dataset)} frames of {config.valset_name(cfg)} has labels, and "
+                         "the meta classifier learns from them; run it on a labelled set")
     results = load_all_segments(config.segments_dir(cfg, epoch), len(dataset), config.stage_command(cfg, epoch, "-segment"))
     X, y, groups, names = segments_to_dataset([r["metrics"] for r in results])
     try:

@@ -4,7 +4,6 @@ One process:        python ood_training.py [flags]
 Several processes:  torchrun --nproc_per_node N ood_training.py [flags]
 """
 import json
-import os
 import time
 
 import torch

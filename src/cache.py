@@ -1,19 +1,24 @@
 """The inference cache of stage 2: one compressed HDF5 file per evaluation image.
 
-Each file holds the softmax as float16 (gzip + shuffle; about 27 MiB for a confident 19-class
-1024x2048 map against the original's 152 MiB of float32), the max logit as float32 (for the max-logit
-and SML scores), the train-id ground truth, the official label ids, and attributes saying which image
-and which checkpoint made it.
+Each file holds the softmax as float16, the normalised entropy of the float32 softmax as float32 (the
+segment search thresholds it, so float16 rounding must not move pixels across the threshold), the max
+logit as float32 (for the max-logit and SML scores), the train-id ground truth, the official label ids,
+and attributes saying which image and which checkpoint made it. Compressed with gzip + shuffle, that is
+10-20 MiB per 1024x2048 image against the original's 152 MiB (bench/cache_size.py).
 """
 import glob
 import os
 
 import h5py
 import numpy as np
+import torch
 
 from src.files import atomic_path
+from src.scores import normalized_entropy
 
-_COMPRESSION = dict(compression="gzip", compression_opts=4, shuffle=True)
+# level 1: higher levels gain 5% in size and cost several times the time
+_COMPRESSION = dict(compression="gzip", compression_opts=1, shuffle=True)
+FIELDS = ("probs", "entropy", "max_logit", "gt_train", "gt_label")
 
 
 def cache_path(cache_dir, index):
@@ -34,10 +39,14 @@ def write_cache(path, probs, max_logit, gt_train, gt_label, attrs):
     probs: (C, H, W) float32 softmax; max_logit: (H, W) float32; gt_train, gt_label: (H, W) uint8;
     attrs: dict of str/int/float (image_path, frame_name, checkpoint, ...).
     """
+    probs = np.asarray(probs, dtype=np.float32)
+    rows = min(probs.shape[1], 256)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("probs", data=probs.astype(np.float16), chunks=(probs.shape[0], *_chunk(probs.shape[1:])),
+        # torch converts to float16 about a hundred times faster than numpy
+        f.create_dataset("probs", data=torch.from_numpy(probs).half().numpy(), chunks=(1, rows, probs.shape[2]),
                          **_COMPRESSION)
-        f.create_dataset("max_logit", data=max_logit.astype(np.float32), chunks=_chunk(max_logit.shape),
+        f.create_dataset("entropy", data=normalized_entropy(probs), chunks=(rows, probs.shape[2]), **_COMPRESSION)
+        f.create_dataset("max_logit", data=np.asarray(max_logit, dtype=np.float32), chunks=(rows, probs.shape[2]),
                          **_COMPRESSION)
         f.create_dataset("gt_train", data=gt_train.astype(np.uint8), **_COMPRESSION)
         f.create_dataset("gt_label", data=gt_label.astype(np.uint8), **_COMPRESSION)
@@ -45,11 +54,7 @@ def write_cache(path, probs, max_logit, gt_train, gt_label, attrs):
             f.attrs[key] = value
 
 
-def _chunk(shape):
-    return tuple(min(s, 256) for s in shape)
-
-
-def read_cache(path, fields=("probs", "max_logit", "gt_train", "gt_label")):
+def read_cache(path, fields=FIELDS):
     """One image's cache as a dict: the requested arrays (probs as float32) plus every attribute."""
     with h5py.File(path, "r") as f:
         out = {key: f[key][...] for key in fields}
@@ -72,7 +77,7 @@ def is_complete(path):
     """True when `path` is a readable cache file (an interrupted write leaves none: writes are atomic)."""
     try:
         with h5py.File(path, "r") as f:
-            return all(key in f for key in ("probs", "max_logit", "gt_train", "gt_label"))
+            return all(key in f for key in FIELDS)
     except OSError:
         return False
 

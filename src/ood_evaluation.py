@@ -45,7 +45,8 @@ def pixel_metrics(cache_files, in_id, out_id, scores, class_stats=None, removed_
         valid = label != 255
         is_ood = label[valid] == 1
         for name in scores:
-            score = anomaly_score(name, cache["probs"], cache["max_logit"], class_stats)
+            score = cache["entropy"] if name == "entropy" else \
+                anomaly_score(name, cache["probs"], cache["max_logit"], class_stats)
             metrics[name].update(score[valid], is_ood)
             if name == "entropy" and removed_masks is not None:
                 metrics["entropy+meta"].update(suppressed(score, removed_masks(index))[valid], is_ood)
@@ -57,10 +58,10 @@ def component_metrics(cache_files, in_id, out_id, tau, segsize, instsize, remove
     """ComponentMetrics of the entropy score (optionally after meta classification) over the labelled images."""
     metrics = ComponentMetrics(tau, segsize, instsize)
     for index, path in enumerate(tqdm(cache_files, desc=desc, unit="image")):
-        cache = read_cache(path, ("probs", "gt_train"))
+        cache = read_cache(path, ("entropy", "gt_train"))
         if not cache["has_label"]:
             continue
-        score = anomaly_score("entropy", cache["probs"], None)
+        score = cache["entropy"]
         if removed_masks is not None:
             score = suppressed(score, removed_masks(index))
         metrics.update(score, binary_labels(cache["gt_train"], in_id, out_id))

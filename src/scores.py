@@ -7,7 +7,7 @@ class-wise mean and standard deviation of the max logit on in-distribution data,
 import math
 
 import numpy as np
-from scipy.special import entr
+import torch
 
 SCORES = ("entropy", "max_softmax", "max_logit", "sml")
 
@@ -17,12 +17,13 @@ def normalized_entropy(probs):
 
     probs: (C, H, W) float16 or float32 softmax probabilities.
     Returns (H, W) float32. Like scipy.stats.entropy, 0 log 0 = 0 and each pixel's probabilities are
-    renormalised to sum 1 first (float16 caches round them), via H(p/S) = H(p)/S + log S.
+    renormalised to sum 1 first (float16 caches round them), via H(p/S) = H(p)/S + log S. Computed with
+    torch, which is several times faster than numpy here.
     """
-    probs = _check_probs(probs)
-    total = probs.sum(axis=0)
-    entropy = entr(probs).sum(axis=0)
-    return ((entropy / total + np.log(total)) / np.float32(math.log(probs.shape[0]))).astype(np.float32)
+    probs = torch.from_numpy(_check_probs(probs))
+    total = probs.sum(0)
+    entropy = -torch.special.xlogy(probs, probs).sum(0) / total + total.log()
+    return (entropy / math.log(probs.shape[0])).numpy()
 
 
 def max_softmax_score(probs):

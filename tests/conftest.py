@@ -1,5 +1,8 @@
 import pytest
 
+import config
+import ood_training
+
 from preparation.make_cropped_coco import make_cropped_coco
 from preparation.make_demo_world import make_demo_world
 from preparation.prepare_cityscapes import prepare_cityscapes
@@ -33,3 +36,21 @@ def prepared_world(tmp_path_factory):
     generate_cs_coco_embedding(root / "cityscapes", root / "cropped_coco", root / "cs_coco_embedding",
                                cs_per_coco=CS_PER_COCO, crop_size=EMBEDDING_CROP_SIZE, seed=0)
     yield root
+
+
+TINY_MODEL = "DeepLabV3+_TinyResNet"
+TINY_TRAINING = ["-model", TINY_MODEL, "-crop", "16", "--batch_size", "2", "-lr", "1e-3", "--num_workers", "0",
+                 "--ood_subsampling_factor", "0.5", "--device", "cpu", "-nepochs", "1"]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(prepared_world, tmp_path_factory):
+    """(baseline, trained) checkpoint paths: the tiny model after 1 epoch on the tiny world's Cityscapes, and
+    after 1 further epoch of entropy training. Shared by the session: tests must not change them."""
+    root = tmp_path_factory.mktemp("tiny_checkpoints")
+    baseline = root / "weights" / "cityscapes" / f"{TINY_MODEL}_epoch_1.pth"
+    for argv in (["-train", "Cityscapes", "--init_ckpt", "none"], ["--init_ckpt", str(baseline)]):
+        args = ood_training.get_args_parser().parse_args(
+            ["--data_root", str(prepared_world), "--io_root", str(root), *TINY_TRAINING, *argv])
+        ood_training.main(config.parse_config(ood_training.GROUPS, args))
+    return baseline, root / "weights" / "entropy" / f"{TINY_MODEL}_epoch_1_alpha_0.9.pth"

@@ -7,9 +7,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
-import config
-import ood_training
+from src.distributed import Dist, shard
+
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "DeepLabV3+_TinyResNet"
@@ -17,14 +18,8 @@ OODMC = ["--moment_num", "4", "--max_batch_size_for_moment", "3", "--svm_points_
 
 
 @pytest.fixture(scope="module")
-def checkpoint(prepared_world, tmp_path_factory):
-    io_root = tmp_path_factory.mktemp("io")
-    args = ood_training.get_args_parser().parse_args(
-        ["--data_root", str(prepared_world), "--io_root", str(io_root), "-model", MODEL, "-train", "Cityscapes",
-         "--init_ckpt", "none", "-nepochs", "1", "-crop", "16", "--batch_size", "2", "--num_workers", "0",
-         "--device", "cpu"])
-    ood_training.main(config.parse_config(ood_training.GROUPS, args))
-    return io_root / "weights" / "cityscapes" / f"{MODEL}_epoch_1.pth"
+def checkpoint(tiny_checkpoints):
+    return tiny_checkpoints[0]
 
 
 def run(script, world, io_root, checkpoint, *argv, processes=1):
@@ -64,8 +59,6 @@ def test_two_processes_give_the_outputs_of_one(prepared_world, checkpoint, tmp_p
 
 
 def test_shards_cover_every_item_exactly_once():
-    import torch
-    from src.distributed import Dist, shard
     items = list(range(11))
     shards = [shard(items, Dist(rank, 3, torch.device("cpu"))) for rank in range(3)]
     assert sorted(sum(shards, [])) == items

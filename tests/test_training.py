@@ -24,13 +24,9 @@ def make_cfg(world, io_root, *argv):
 
 
 @pytest.fixture(scope="module")
-def baseline(prepared_world, tmp_path_factory):
+def baseline(tiny_checkpoints):
     """A baseline checkpoint trained from scratch on the tiny world's Cityscapes (TRAINSET Cityscapes)."""
-    io_root = tmp_path_factory.mktemp("io")
-    ood_training.main(make_cfg(prepared_world, io_root, "-train", "Cityscapes", "--init_ckpt", "none", "-nepochs", "1"))
-    path = io_root / "weights" / "cityscapes" / "DeepLabV3+_TinyResNet_epoch_1.pth"
-    assert path.is_file()
-    return path
+    return tiny_checkpoints[0]
 
 
 def digest(path):

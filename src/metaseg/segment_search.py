@@ -20,16 +20,21 @@ def entropy_mask(probs, entropy_threshold):
     return (normalized_entropy >= entropy_threshold).astype(np.uint8)
 
 
-def segment_search(probs, gt_train, gt_label, entropy_threshold, ood_index):
+def segment_search(probs, gt_train, gt_label, entropy_threshold, ood_index, entropy=None):
     """Predicted OoD segments and ground-truth OoD components of one image, with their metrics.
 
     probs: (C, H, W) softmax, float16 or float32 (used as float32); gt_train: (H, W) train ids, 255 void;
-    gt_label: (H, W) label ids; ood_index: train id of ground-truth OoD (2 for LostAndFound).
+    gt_label: (H, W) label ids; ood_index: train id of ground-truth OoD (2 for LostAndFound);
+    entropy: optional (H, W) normalised entropy of the float32 softmax (the inference cache holds it), so
+    that the OoD mask does not depend on the rounding of float16 probs.
     Returns a dict: metrics, gt_metrics (metric name -> list, one value per segment, see
     src.metaseg.metrics) and components, gt_components ((H, W) int32, +id interior, -id boundary).
     """
     probs = np.asarray(probs, dtype=np.float32)
-    mask = entropy_mask(probs, entropy_threshold)
+    if entropy is None:
+        mask = entropy_mask(probs, entropy_threshold)
+    else:
+        mask = (entropy >= entropy_threshold).astype(np.uint8)
     metrics, components = compute_metrics_components(probs, gt_train, mask, ood_index)
     gt_metrics, gt_components = compute_metrics_mask(probs, mask, gt_train, gt_label, ood_index)
     return {"metrics": metrics, "components": components, "gt_metrics": gt_metrics, "gt_components": gt_components}
