@@ -52,7 +52,8 @@ def prepare(cfg, ctx, dataset, epoch):
     if mine:
         model = load_model(cfg, ctx, epoch)
         amp = use_amp(cfg.run.amp, ctx.device)
-        for i, logits, target in infer_dataset(model, dataset, ctx.device, amp, mine, cfg.run.num_workers):
+        for i, logits, target in infer_dataset(model, dataset, ctx.device, amp, mine, cfg.run.num_workers,
+                                                    progress=ctx.is_main):
             write_cache(cache_path(cache_dir, i), torch.softmax(logits, 0).cpu().numpy(),
                         logits.amax(0).cpu().numpy(), target.numpy().astype(np.uint8), dataset.label_ids(i),
                         {"image_path": dataset.images[i], "frame_name": dataset.frame_name(i),

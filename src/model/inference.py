@@ -25,17 +25,19 @@ def _single(batch):
     return image.unsqueeze(0), target
 
 
-def infer_dataset(model, dataset, device, amp, indices=None, num_workers=0):
+def infer_dataset(model, dataset, device, amp, indices=None, num_workers=0, progress=True):
     """Yield (index, logits (C, H, W) float32 on `device`, target) for dataset[index], index in `indices`
     (default: all).
 
     dataset[i] returns (image (3, H, W) float32 normalised, target); images run one at a time at full
-    resolution, so they may differ in size. A tqdm bar counts the images.
+    resolution, so they may differ in size. A tqdm bar counts the images unless progress is False (the
+    ranks other than 0 of a torchrun job).
     """
     indices = list(range(len(dataset))) if indices is None else list(indices)
     device = torch.device(device)
     model.to(device)
     loader = DataLoader(Subset(dataset, indices), batch_size=1, shuffle=False, num_workers=num_workers,
                         collate_fn=_single, pin_memory=device.type == "cuda")
-    for index, (image, target) in tqdm(zip(indices, loader), total=len(indices), desc="inference", unit="image"):
+    for index, (image, target) in tqdm(zip(indices, loader), total=len(indices), desc="inference", unit="image",
+                                       disable=not progress):
         yield index, predict_logits(model, image, amp)[0], target
