@@ -8,15 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-from tqdm import tqdm
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from config import Paths  # noqa: E402
 from src.dataset.cityscapes import train_ids_from_label_ids  # noqa: E402
-from src.dataset.listing import find_files, load_label  # noqa: E402
-from src.files import atomic_path  # noqa: E402
+from src.dataset.listing import convert_label_files, find_files  # noqa: E402
 
 
 def prepare_cityscapes(root):
@@ -26,15 +21,7 @@ def prepare_cityscapes(root):
     """
     label_files = find_files(os.path.join(root, "gtFine"), "*/*/*_gtFine_labelIds.png", "Cityscapes",
                              f"download Cityscapes gtFine into {root}")
-    written = 0
-    for path in tqdm(label_files, desc="Cityscapes labelTrainIds"):
-        out = path[:-len("labelIds.png")] + "labelTrainIds.png"
-        if os.path.isfile(out):
-            continue
-        train_ids = train_ids_from_label_ids(np.asarray(load_label(path)))
-        with atomic_path(out) as tmp:
-            Image.fromarray(train_ids).save(tmp)
-        written += 1
+    written = convert_label_files(label_files, train_ids_from_label_ids, "Cityscapes labelTrainIds")
     return {"found": len(label_files), "written": written}
 
 

@@ -4,10 +4,8 @@ import os
 
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
-from PIL import Image
-from torch.utils.data import Dataset
 
-from src.dataset.listing import find_files, load_label, require_labels
+from src.dataset.listing import LabelledImages, find_files, require_labels
 
 
 def _label_id_to_train_id():
@@ -18,7 +16,7 @@ def _label_id_to_train_id():
     return lut
 
 
-class Cityscapes(Dataset):
+class Cityscapes(LabelledImages):
     num_classes = 19
     ignore_index = 255
     class_names = tuple(label.name for label in sorted(
@@ -42,17 +40,6 @@ class Cityscapes(Dataset):
                        f"gtFine/{split}/<city>/*_gtFine_labelTrainIds.png",
                        f"run `python preparation/prepare_cityscapes.py --data_root {data_root}` to make them "
                        "from the official *_gtFine_labelIds.png")
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        """(image, target): PIL RGB and PIL 'L' train ids, or what `transform` makes of them."""
-        image = Image.open(self.images[i]).convert("RGB")
-        target = load_label(self.targets[i])
-        if self.transform is not None:
-            image, target = self.transform(image, target)
-        return image, target
 
     def frame_name(self, i):
         """<city>_<seq>_<frame>, the file name without _leftImg8bit.png."""

@@ -7,14 +7,13 @@ import os
 import numpy as np
 import pycocotools.coco
 from PIL import Image
-from torch.utils.data import Dataset
 
-from src.dataset.listing import find_files, load_label, require_labels
+from src.dataset.listing import LabelledImages, find_files, load_label, require_labels
 
 BACKGROUNDS = ("road", "ignore")
 
 
-class COCO(Dataset):
+class COCO(LabelledImages):
     train_id_in = 0
     train_id_out = 254
     ignore_index = 255
@@ -45,16 +44,9 @@ class COCO(Dataset):
         self._lut = np.arange(256, dtype=np.uint8)
         self._lut[0] = self.train_id_in if background == "road" else self.ignore_index
 
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        """(image, target): PIL RGB and PIL 'L' (254 objects, 0 or 255 elsewhere), or as transformed."""
-        image = Image.open(self.images[i]).convert("RGB")
-        target = Image.fromarray(self._lut[np.asarray(load_label(self.targets[i]))])
-        if self.transform is not None:
-            image, target = self.transform(image, target)
-        return image, target
+    def load_target(self, i, image):
+        """PIL 'L': 254 on objects, the background as 0 (road) or 255."""
+        return Image.fromarray(self._lut[np.asarray(load_label(self.targets[i]))])
 
 
 def load_instances(root, split="train"):

@@ -18,19 +18,18 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from torch.utils.data import Dataset
 from tqdm import tqdm
 
 if __name__ == "__main__":  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from src.dataset.cityscapes import Cityscapes  # noqa: E402
-from src.dataset.listing import find_files, load_label, require_labels  # noqa: E402
+from src.dataset.listing import LabelledImages, find_files, load_label, require_labels  # noqa: E402
 from src.files import atomic_path, save_json  # noqa: E402
 
 OOD_TRAIN_ID = 254
 
 
-class CsCocoEmbedding(Dataset):
+class CsCocoEmbedding(LabelledImages):
     train_id_out = OOD_TRAIN_ID
     ignore_index = 255
     num_classes = Cityscapes.num_classes
@@ -45,17 +44,6 @@ class CsCocoEmbedding(Dataset):
         self.targets = [os.path.join(root, "target", os.path.basename(path)) for path in self.images]
         require_labels(self.images, self.targets, "CsCocoEmbedding", "target/<name>.png beside image/<name>.png",
                        f"delete {root} and run `python src/dataset/cs_coco_embedding.py --data_root {data_root}`")
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        """(image, target): PIL RGB and PIL 'L' (Cityscapes train ids, 254 pasted object), or as transformed."""
-        image = Image.open(self.images[i]).convert("RGB")
-        target = load_label(self.targets[i])
-        if self.transform is not None:
-            image, target = self.transform(image, target)
-        return image, target
 
 
 def paste_object(image, target, obj, centre):

@@ -2,15 +2,13 @@
 import os
 
 import numpy as np
-from PIL import Image
-from torch.utils.data import Dataset
 
-from src.dataset.listing import find_files, load_label, require_labels
+from src.dataset.listing import LabelledImages, find_files, load_label, require_labels
 
 SPLITS = ("Static", "LostAndFound")
 
 
-class Fishyscapes(Dataset):
+class Fishyscapes(LabelledImages):
     train_id_in = 0
     train_id_out = 1
     ignore_index = 255
@@ -29,17 +27,6 @@ class Fishyscapes(Dataset):
         self.targets = [path[:-len(".jpg")] + ".png" for path in self.images]
         require_labels(self.images, self.targets, "Fishyscapes", f"{split}/<name>.png beside <name>.jpg",
                        f"download the Fishyscapes {split} labels into {os.path.join(root, split)}")
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        """(image, target): PIL RGB and PIL 'L' (0, 1, 255), or as transformed."""
-        image = Image.open(self.images[i]).convert("RGB")
-        target = load_label(self.targets[i])
-        if self.transform is not None:
-            image, target = self.transform(image, target)
-        return image, target
 
     def label_ids(self, i):
         """(H, W) uint8: the label png itself (0, 1, 255)."""

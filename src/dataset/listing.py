@@ -1,9 +1,14 @@
-"""Listing a dataset's files, with errors that say where we looked, what we expected and what to do."""
+"""Listing a dataset's files (with errors that say where we looked, what we expected and what to do),
+reading them as (image, label) pairs, and converting label files."""
 import glob
 import os
 
 import numpy as np
 from PIL import Image
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from src.files import atomic_path
 
 
 def find_files(folder, pattern, dataset, hint):
@@ -40,3 +45,42 @@ def load_label(path):
     if label.mode == "P":
         return Image.fromarray(np.asarray(label, dtype=np.uint8))
     raise ValueError(f"label {path} has mode {label.mode}; expected a single-channel 8-bit png (mode L or P)")
+
+
+class LabelledImages(Dataset):
+    """Images paired by position with label pngs: a subclass's constructor fills `images`, `targets` and
+    `transform`. An item is (PIL RGB image, PIL 'L' target), or what the joint transform makes of them."""
+
+    def __len__(self):
+        return len(self.images)
+
+    def load_target(self, i, image):
+        """The target of item i (a subclass may remap it); `image` is its PIL image."""
+        return load_label(self.targets[i])
+
+    def __getitem__(self, i):
+        image = Image.open(self.images[i]).convert("RGB")
+        target = self.load_target(i, image)
+        if self.transform is not None:
+            image, target = self.transform(image, target)
+        return image, target
+
+
+def convert_label_files(label_files, convert, desc):
+    """Write <..>labelTrainIds.png beside each <..>labelIds.png of `label_files` that has none yet.
+
+    convert: (H, W) uint8 label ids -> (H, W) uint8 train ids. Returns how many files were written.
+    """
+    written = 0
+    for path in tqdm(label_files, desc=desc):
+        out = path[:-len("labelIds.png")] + "labelTrainIds.png"
+        if os.path.isfile(out):
+            continue
+        try:
+            train_ids = convert(np.asarray(load_label(path)))
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        with atomic_path(out) as tmp:
+            Image.fromarray(train_ids).save(tmp)
+        written += 1
+    return written

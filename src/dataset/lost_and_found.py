@@ -7,10 +7,8 @@ the region searched for segments), 255 void.
 import os
 
 import numpy as np
-from PIL import Image
-from torch.utils.data import Dataset
 
-from src.dataset.listing import find_files, load_label, require_labels
+from src.dataset.listing import LabelledImages, find_files, load_label, require_labels
 
 
 def _lookup_table(train_ids):
@@ -20,7 +18,7 @@ def _lookup_table(train_ids):
     return lut
 
 
-class LostAndFound(Dataset):
+class LostAndFound(LabelledImages):
     train_id_in = 1
     train_id_out = 2
     train_id_non_hazard = 0
@@ -55,17 +53,6 @@ class LostAndFound(Dataset):
                        f"gtCoarse/{split}/<seq>/*_gtCoarse_labelTrainIds.png",
                        f"run `python preparation/prepare_lost_and_found.py --data_root {data_root}` to make "
                        "them from *_gtCoarse_labelIds.png")
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        """(image, target): PIL RGB and PIL 'L' train ids (0, 1, 2, 255), or as transformed."""
-        image = Image.open(self.images[i]).convert("RGB")
-        target = load_label(self.targets[i])
-        if self.transform is not None:
-            image, target = self.transform(image, target)
-        return image, target
 
     def label_ids(self, i):
         """(H, W) uint8: the official gtCoarse labelIds of image i."""

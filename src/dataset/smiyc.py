@@ -8,12 +8,11 @@ import os
 
 import numpy as np
 from PIL import Image
-from torch.utils.data import Dataset
 
-from src.dataset.listing import find_files, load_label
+from src.dataset.listing import LabelledImages, find_files, load_label
 
 
-class _SegmentMeIfYouCanTrack(Dataset):
+class _SegmentMeIfYouCanTrack(LabelledImages):
     track = ""  # dataset_AnomalyTrack or dataset_ObstacleTrack
     image_suffix = ""
     train_id_in = 0
@@ -33,19 +32,11 @@ class _SegmentMeIfYouCanTrack(Dataset):
                         for i in range(len(self.images))]
         self.labelled = [os.path.isfile(path) for path in self.targets]
 
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        """(image, target): PIL RGB and PIL 'L' (0, 1, 255; all 255 when unlabelled), or as transformed."""
-        image = Image.open(self.images[i]).convert("RGB")
+    def load_target(self, i, image):
+        """PIL 'L' (0, 1, 255), all 255 when the frame is unlabelled."""
         if self.labelled[i]:
-            target = load_label(self.targets[i])
-        else:
-            target = Image.new("L", image.size, self.ignore_index)
-        if self.transform is not None:
-            image, target = self.transform(image, target)
-        return image, target
+            return load_label(self.targets[i])
+        return Image.new("L", image.size, self.ignore_index)
 
     def label_ids(self, i):
         """(H, W) uint8: the label png (0, 1, 255), all 255 for an unlabelled frame."""
