@@ -5,7 +5,6 @@ the evaluated checkpoint (-epoch) and the evaluated checkpoint plus the meta cla
 """
 import dataclasses
 import json
-import math
 import os
 
 import h5py
@@ -25,6 +24,7 @@ from src.oodmc.svm import decision_map, hard_decision_counts, hard_decision_metr
 from src.ood_evaluation import binary_labels, component_metrics, pixel_metrics
 from src.pixel_metrics import PixelMetrics
 from src.plots import save_curves, save_overlay
+from src.report import oodmc_table, results_table, save_report
 from src.runtime import use_amp
 from src.scores import SCORES, ClassStats
 from src.segment_errors import count_segment_errors
@@ -199,46 +199,11 @@ def evaluate_oodmc(cfg, ctx, dataset, epoch):
         counts = counts + hard_decision_counts(score, label, 0, 1)
     report = {"num_images": len(evaluated), "svm": svm.compute(), "entropy": entropy.compute(),
               "hard_decision": hard_decision_metrics(counts), "settings": settings["moments"], "config": cfg.to_dict()}
-    lines = ["| score | AUROC | AP | FPR95 |", "|---|---|---|---|"]
-    lines += [f"| {name} | {100 * report[key]['auroc']:.2f} | {100 * report[key]['ap']:.2f} | "
-              f"{100 * report[key]['fpr95']:.2f} |" for name, key in (("OODMC SVM", "svm"), ("entropy", "entropy"))]
-    hard = report["hard_decision"]
-    lines += ["", f"SVM decision > 0: F1 {hard['f1']:.4f}, precision {hard['precision']:.4f}, FPR {hard['fpr']:.4f}"]
-    table = "\n".join(lines) + "\n"
-    out = config.results_dir(cfg, epoch)
-    save_json(jsonable(report), os.path.join(out, "oodmc.json"))
-    with atomic_path(os.path.join(out, "oodmc.md")) as tmp, open(tmp, "w") as f:
-        f.write(f"# OODMC on {len(evaluated)} images of {config.valset_name(cfg)}: {config.run_name(cfg, epoch)}\n\n"
-                f"{table}")
+    table = oodmc_table(report)
+    save_report(config.results_dir(cfg, epoch), "oodmc", report,
+                f"OODMC on {len(evaluated)} images of {config.valset_name(cfg)}: {config.run_name(cfg, epoch)}", table)
     print(table)
     return report
-
-
-def markdown_table(rows):
-    """The paper-style table: one line per row, entropy score."""
-    def fmt(value, scale=100):
-        return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{scale * value:.2f}"
-    lines = ["| | AUROC | AP | FPR95 | FP segments | FN segments | sIoU | PPV | mean F1 |", "|---|" + "---|" * 8]
-    for name, row in rows.items():
-        pixel = row.get("pixel", {}).get("entropy+meta" if name == "+ meta classifier" else "entropy", {})
-        segments, component = row.get("segments", {}), row.get("component", {})
-        lines.append(f"| {name} | {fmt(pixel.get('auroc'))} | {fmt(pixel.get('ap'))} | {fmt(pixel.get('fpr95'))} | "
-                     f"{segments.get('fp', '–')} | {segments.get('fn', '–')} | {fmt(component.get('siou_gt'))} | "
-                     f"{fmt(component.get('ppv'))} | {fmt(component.get('mean_f1'))} |")
-    scores = [(name, score, r) for name, row in rows.items() for score, r in row.get("pixel", {}).items()]
-    lines += ["", "| checkpoint | score | AUROC | AP | FPR95 |", "|---|---|---|---|---|"]
-    lines += [f"| {name} | {score} | {fmt(r['auroc'])} | {fmt(r['ap'])} | {fmt(r['fpr95'])} |" for name, score, r in scores]
-    return "\n".join(lines) + "\n"
-
-
-def jsonable(obj):
-    if isinstance(obj, dict):
-        return {k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return None if math.isnan(obj) else float(obj)
-    return obj.item() if isinstance(obj, np.generic) else obj
 
 
 def main(cfg):
@@ -280,10 +245,8 @@ def main(cfg):
         print(f"{unlabelled} of {len(dataset)} frames have no labels and are left out of the metrics")
     report = {"valset": config.valset_name(cfg), "num_images": len(dataset), "num_unlabelled": unlabelled,
               "rows": rows, "config": cfg.to_dict()}
-    save_json(jsonable(report), os.path.join(out_dir, "results.json"))
-    table = markdown_table(rows)
-    with atomic_path(os.path.join(out_dir, "results.md")) as tmp, open(tmp, "w") as f:
-        f.write(f"# {config.valset_name(cfg)}: {config.run_name(cfg, epoch)}\n\n{table}")
+    table = results_table(rows)
+    save_report(out_dir, "results", report, f"{config.valset_name(cfg)}: {config.run_name(cfg, epoch)}", table)
     curves = {name: row["pixel"]["entropy+meta" if name == "+ meta classifier" else "entropy"]
               for name, row in rows.items() if "pixel" in row}
     if curves:

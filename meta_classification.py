@@ -111,8 +111,8 @@ def meta_classify(cfg, dataset, epoch):
     scores = classifier_scores(y, prob)
     removed = prob >= 0.5
     out_dir = config.segments_dir(cfg, epoch)
-    np.savez_compressed(os.path.join(out_dir, "meta_classifier.npz"), fp_probability=prob, removed=removed,
-                        image=groups, iou0=y)
+    with atomic_path(os.path.join(out_dir, "meta_classifier.npz")) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, fp_probability=prob, removed=removed, image=groups, iou0=y)
     summary = {**scores, "num_segments": int(len(y)), "num_false_positives": int(y.sum()),
                "removed": int(removed.sum()), "removed_false_positives": int((removed & (y == 1)).sum()),
                "meta_cv": cfg.meta.meta_cv, "features": names, "config": cfg.to_dict()}

@@ -1,0 +1,59 @@
+"""Results files of stage 3: a JSON file with every number and a markdown file with the tables."""
+import math
+import os
+
+import numpy as np
+
+from src.files import atomic_path, save_json
+
+
+def _percent(value):
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
+
+
+def results_table(rows):
+    """The paper-style table (entropy score; one line per row), then every score of every checkpoint.
+
+    rows: {row name: {"pixel": {score: PixelMetrics.compute()}, "segments": {fp, fn},
+    "component": ComponentMetrics.compute()}}, any part optional.
+    """
+    lines = ["| | AUROC | AP | FPR95 | FP segments | FN segments | sIoU | PPV | mean F1 |", "|---|" + "---|" * 8]
+    for name, row in rows.items():
+        pixel = row.get("pixel", {}).get("entropy+meta" if name == "+ meta classifier" else "entropy", {})
+        segments, component = row.get("segments", {}), row.get("component", {})
+        lines.append(f"| {name} | {_percent(pixel.get('auroc'))} | {_percent(pixel.get('ap'))} | "
+                     f"{_percent(pixel.get('fpr95'))} | {segments.get('fp', '–')} | {segments.get('fn', '–')} | "
+                     f"{_percent(component.get('siou_gt'))} | {_percent(component.get('ppv'))} | "
+                     f"{_percent(component.get('mean_f1'))} |")
+    lines += ["", "| checkpoint | score | AUROC | AP | FPR95 |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {score} | {_percent(r['auroc'])} | {_percent(r['ap'])} | {_percent(r['fpr95'])} |"
+              for name, row in rows.items() for score, r in row.get("pixel", {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+def oodmc_table(report):
+    """OODMC's SVM against the entropy on the same images, and the SVM's hard decision."""
+    lines = ["| score | AUROC | AP | FPR95 |", "|---|---|---|---|"]
+    lines += [f"| {name} | {_percent(report[key]['auroc'])} | {_percent(report[key]['ap'])} | "
+              f"{_percent(report[key]['fpr95'])} |" for name, key in (("OODMC SVM", "svm"), ("entropy", "entropy"))]
+    hard = report["hard_decision"]
+    lines += ["", f"SVM decision > 0: F1 {hard['f1']:.4f}, precision {hard['precision']:.4f}, FPR {hard['fpr']:.4f}"]
+    return "\n".join(lines) + "\n"
+
+
+def jsonable(obj):
+    """`obj` with numpy values as plain Python ones and NaN as None (strict JSON)."""
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return None if math.isnan(obj) else float(obj)
+    return obj.item() if isinstance(obj, np.generic) else obj
+
+
+def save_report(out_dir, name, report, title, table):
+    """Write <name>.json (the whole report) and <name>.md (title and table) into out_dir, atomically."""
+    save_json(jsonable(report), os.path.join(out_dir, f"{name}.json"))
+    with atomic_path(os.path.join(out_dir, f"{name}.md")) as tmp, open(tmp, "w") as f:
+        f.write(f"# {title}\n\n{table}")
