@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 import config
 from src import distributed
-from src.cache import cache_path, checked_cache, checkpoint_identity, is_complete, read_attrs, read_cache, write_cache
+from src.cache import cache_path, checked_cache, checkpoint_identity, is_current, read_attrs, read_cache, write_cache
 from src.dataset import build_valset
 from src.files import atomic_path, save_json
 from src.meta_classifier import classifier_scores, cross_validated_fp_probability, segments_to_dataset
@@ -59,10 +59,6 @@ def prepare(cfg, ctx, dataset, epoch):
                         {"image_path": dataset.images[i], "frame_name": dataset.frame_name(i),
                          "has_label": dataset.has_label(i), "checkpoint": identity, "model": cfg.model.MODEL})
     distributed.barrier(ctx)
-
-
-def is_current(path, identity):
-    return is_complete(path) and read_attrs(path)["checkpoint"] == identity
 
 
 def _search_one(job):

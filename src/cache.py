@@ -73,11 +73,12 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def is_complete(path):
-    """True when `path` is a readable cache file (an interrupted write leaves none: writes are atomic)."""
+def is_current(path, identity):
+    """True when `path` is a readable cache file of this format made by the checkpoint `identity` (an
+    interrupted write leaves no file: writes are atomic)."""
     try:
         with h5py.File(path, "r") as f:
-            return all(key in f for key in FIELDS)
+            return all(key in f for key in FIELDS) and f.attrs.get("checkpoint") == identity
     except OSError:
         return False
 
@@ -91,8 +92,9 @@ def checked_cache(cache_dir, num_images, identity, make_command):
         found = len(glob.glob(os.path.join(cache_dir, "*.h5")))
         raise SystemExit(f"The inference cache {cache_dir} has {found} of {num_images} images "
                          f"(first missing: {os.path.basename(missing[0])}). Make it with: {make_command}")
-    stale = [p for p in paths if read_attrs(p)["checkpoint"] != identity]
+    stale = [p for p in paths if not is_current(p, identity)]
     if stale:
-        raise SystemExit(f"{len(stale)} files of the inference cache were made by another checkpoint: {stale[0]} by "
-                         f"{read_attrs(stale[0])['checkpoint']}, not {identity}. Rebuild them with: {make_command}")
+        raise SystemExit(f"{len(stale)} files of the inference cache were made by another checkpoint or an older "
+                         f"version: {stale[0]} by {read_attrs(stale[0]).get('checkpoint')}, not {identity}. Rebuild "
+                         f"them with: {make_command}")
     return paths

@@ -18,7 +18,7 @@ from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_sco
 import config
 import evaluation
 import meta_classification
-from src.cache import checkpoint_identity, is_complete, read_attrs, read_cache, write_cache
+from src.cache import checkpoint_identity, is_current, read_attrs, read_cache, write_cache
 from src.dataset import build_valset
 from src.metaseg.segment_search import entropy_mask, load_segments, segment_search
 
@@ -91,7 +91,8 @@ def test_cache_round_trip(tmp_path):
         np.testing.assert_array_equal(cache[key], array)
     for key, value in attrs.items():
         assert cache[key] == value and type(cache[key]) is type(value), key
-    assert read_attrs(path) == attrs and is_complete(path)
+    assert read_attrs(path) == attrs and is_current(path, attrs["checkpoint"])
+    assert not is_current(path, "another checkpoint")
     assert set(read_cache(path, ("gt_train",))) == {"gt_train", *attrs}
 
 
@@ -143,7 +144,7 @@ def test_prepare_writes_one_file_per_image_and_redoes_only_missing_or_truncated_
     (cache_dir / "00001.h5").unlink()
     truncated = cache_dir / "00002.h5"
     truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
-    assert not is_complete(truncated)
+    assert not is_current(truncated, checkpoint_identity(str(checkpoints[1])))
     capsys.readouterr()
     run_stage2(prepared_world, io_root, *epoch0(checkpoints[1]), "-prepare")
     assert "-prepare: 1 of 3 images already cached" in capsys.readouterr().out
