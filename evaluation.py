@@ -103,7 +103,7 @@ def evaluate_checkpoint(cfg, dataset, epoch, with_meta):
     rows = {name: {"checkpoint": checkpoint}}
     removed = results = None
     if cfg.stages.segment_eval or with_meta:
-        results = load_all_segments(config.segments_dir(cfg, epoch), len(dataset),
+        results = load_all_segments(config.segments_dir(cfg, epoch), len(dataset), checkpoint_identity(checkpoint),
                                     config.stage_command(cfg, epoch, "-segment"))
         fp, fn = count_segment_errors(results)
         rows[name]["segments"] = {"fp": fp, "fn": fn}

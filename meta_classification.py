@@ -17,11 +17,12 @@ from tqdm import tqdm
 
 import config
 from src import distributed
-from src.cache import cache_path, checked_cache, checkpoint_identity, is_current, read_attrs, read_cache, write_cache
+from src.cache import cache_path, checked_cache, checkpoint_identity, is_current, read_cache, write_cache
 from src.dataset import build_valset
 from src.files import atomic_path, save_json
 from src.meta_classifier import classifier_scores, cross_validated_fp_probability, segments_to_dataset
-from src.metaseg.segment_search import load_all_segments, save_segments, segment_search, segments_path
+from src.metaseg.segment_search import (load_all_segments, save_segments, searched_checkpoint, segment_search,
+                                       segments_path)
 from src.model import build_model, infer_dataset, load_checkpoint
 from src.oodmc.moments import moment_features
 from src.oodmc.svm import draw_training_pixels, fit_svm, save_svm, split_images
@@ -70,15 +71,20 @@ def _search_one(job):
 
 def search_segments(cfg, ctx, dataset, epoch):
     """Segment search of every image without a results file (this rank's share), in worker processes."""
-    cache_files = checked_cache(config.cache_dir(cfg, epoch), len(dataset),
-                                checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)), config.stage_command(cfg, epoch, "-prepare"))
+    identity = checkpoint_identity(config.evaluated_checkpoint(cfg, epoch))
+    cache_files = checked_cache(config.cache_dir(cfg, epoch), len(dataset), identity,
+                                config.stage_command(cfg, epoch, "-prepare"))
     out_dir = config.segments_dir(cfg, epoch)
     threshold = cfg.evalset.entropy_threshold
+    if ctx.is_main and searched_checkpoint(out_dir) not in (None, identity):
+        print(f"-segment: the results in {out_dir} come from another checkpoint's cache; searching again")
+        shutil.rmtree(out_dir)
+    distributed.barrier(ctx)
     jobs = [(cache_files[i], segments_path(out_dir, i), threshold, dataset.train_id_out)
             for i in range(len(dataset)) if not os.path.isfile(segments_path(out_dir, i))]
     if ctx.is_main:
         print(f"-segment: {len(dataset) - len(jobs)} of {len(dataset)} images already searched in {out_dir}")
-        save_json({"checkpoint": read_attrs(cache_files[0])["checkpoint"], "entropy_threshold": threshold,
+        save_json({"checkpoint": identity, "entropy_threshold": threshold,
                    "num_images": len(dataset), "config": cfg.to_dict()}, os.path.join(out_dir, "segments.json"))
     mine = distributed.shard(jobs, ctx)
     bar = dict(total=len(mine), desc="segment search", unit="image", disable=not ctx.is_main)
@@ -98,7 +104,9 @@ def meta_classify(cfg, dataset, epoch):
     if not any(dataset.has_label(i) for i in range(len(dataset))):
         raise SystemExit(f"-removal: none of the {len(dataset)} frames of {config.valset_name(cfg)} has labels, and "
                          "the meta classifier learns from them; run it on a labelled set")
-    results = load_all_segments(config.segments_dir(cfg, epoch), len(dataset), config.stage_command(cfg, epoch, "-segment"))
+    results = load_all_segments(config.segments_dir(cfg, epoch), len(dataset),
+                                checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
+                                config.stage_command(cfg, epoch, "-segment"))
     X, y, groups, names = segments_to_dataset([r["metrics"] for r in results])
     try:
         prob = cross_validated_fp_probability(X, y, groups, mode=cfg.meta.meta_cv)

@@ -182,6 +182,25 @@ def test_a_cache_of_another_checkpoint_is_refused_by_segment_and_evaluation_and_
     assert not np.array_equal(read_cache(run_dir(io_root) / "cache" / "00000.h5")["probs"], old)
 
 
+def test_segments_of_another_checkpoint_are_refused_and_searched_again(prepared_world, checkpoints, prepared,
+                                                                       tmp_path, capsys):
+    baseline, trained = checkpoints
+    io_root = copy_io(prepared, tmp_path)
+    run_stage2(prepared_world, io_root, *epoch0(trained), "-segment")
+    other = epoch0(baseline)  # the same run folder, now for another checkpoint
+    run_stage2(prepared_world, io_root, *other, "-prepare")
+    for stage in (lambda: run_stage2(prepared_world, io_root, *other, "-removal"),
+                  lambda: run_stage3(prepared_world, io_root, *other, "-segment")):
+        with pytest.raises(SystemExit, match="come from the cache of another checkpoint.*search again with: "
+                                             "python meta_classification.py -segment"):
+            stage()
+    capsys.readouterr()
+    run_stage2(prepared_world, io_root, *other, "-segment")
+    assert "come from another checkpoint's cache; searching again" in capsys.readouterr().out
+    summary = json.loads((run_dir(io_root) / "segments_t0.7" / "segments.json").read_text())
+    assert summary["checkpoint"] == checkpoint_identity(str(baseline))
+
+
 # ---- the segment search driver
 
 

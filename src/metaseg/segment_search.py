@@ -5,6 +5,7 @@ scipy.stats.entropy); the compiled metrics then find the predicted OoD segments 
 OoD components and describe each. One compressed .npz per image holds the result, with the layout of
 the golden files: `pred/<key>`, `gt/<key>`, `components`, `gt_components`.
 """
+import json
 import os
 
 import numpy as np
@@ -71,8 +72,21 @@ def segments_path(out_dir, index):
     return os.path.join(out_dir, f"{index:05d}.npz")
 
 
-def load_all_segments(out_dir, num_images, make_command):
-    """The segment results of images 0..num_images-1 in `out_dir`, or SystemExit naming `make_command`."""
+def searched_checkpoint(out_dir):
+    """The checkpoint whose cache the segment results in `out_dir` come from (segments.json), or None."""
+    path = os.path.join(out_dir, "segments.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)["checkpoint"]
+
+
+def load_all_segments(out_dir, num_images, identity, make_command):
+    """The segment results of images 0..num_images-1 in `out_dir`, after checking that they were searched in
+    the cache of the checkpoint `identity`; else SystemExit naming `make_command`."""
+    if searched_checkpoint(out_dir) not in (None, identity):
+        raise SystemExit(f"the segment results in {out_dir} come from the cache of another checkpoint "
+                         f"({searched_checkpoint(out_dir)}, not {identity}); search again with: {make_command}")
     paths = [segments_path(out_dir, i) for i in range(num_images)]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
