@@ -3,6 +3,8 @@
 Without stage flags it runs -prepare -segment -removal. Several processes share the images:
 torchrun --nproc_per_node N meta_classification.py -prepare
 """
+import collections
+import contextlib
 import dataclasses
 import glob
 import json
@@ -17,7 +19,8 @@ from tqdm import tqdm
 
 import config
 from src import distributed
-from src.cache import cache_path, checked_cache, checkpoint_identity, is_current, read_cache, write_cache
+from src.cache import (cache_arrays, cache_path, checked_cache, checkpoint_identity, is_current, read_cache,
+                       write_cache_arrays)
 from src.dataset import build_valset
 from src.files import atomic_path, save_json
 from src.meta_classifier import classifier_scores, cross_validated_fp_probability, segments_to_dataset
@@ -43,7 +46,9 @@ def load_model(cfg, ctx, epoch):
 
 
 def prepare(cfg, ctx, dataset, epoch):
-    """Run the checkpoint on every image not yet cached (this rank's share) and cache the results."""
+    """Run the checkpoint on every image not yet cached (this rank's share) and cache the results.
+
+    With --num_workers, worker processes compress and write the files while the network runs on."""
     identity = checkpoint_identity(config.evaluated_checkpoint(cfg, epoch))
     cache_dir = config.cache_dir(cfg, epoch)
     todo = [i for i in range(len(dataset)) if not is_current(cache_path(cache_dir, i), identity)]
@@ -53,12 +58,24 @@ def prepare(cfg, ctx, dataset, epoch):
     if mine:
         model = load_model(cfg, ctx, epoch)
         amp = use_amp(cfg.run.amp, ctx.device)
-        for i, logits, target in infer_dataset(model, dataset, ctx.device, amp, mine, cfg.run.num_workers,
-                                                    progress=ctx.is_main):
-            write_cache(cache_path(cache_dir, i), torch.softmax(logits, 0).cpu().numpy(),
-                        logits.amax(0).cpu().numpy(), target.numpy().astype(np.uint8), dataset.label_ids(i),
-                        {"image_path": dataset.images[i], "frame_name": dataset.frame_name(i),
-                         "has_label": dataset.has_label(i), "checkpoint": identity, "model": cfg.model.MODEL})
+        workers = cfg.run.num_workers
+        # fork: the writers need h5py alone and must start before the data loader's workers
+        with multiprocessing.get_context("fork").Pool(workers) if workers else contextlib.nullcontext() as writers:
+            pending = collections.deque()
+            for i, logits, target in infer_dataset(model, dataset, ctx.device, amp, mine, workers,
+                                                   progress=ctx.is_main):
+                job = (cache_path(cache_dir, i), *cache_arrays(torch.softmax(logits, 0)),
+                       logits.amax(0).cpu().numpy(), target.numpy().astype(np.uint8), dataset.label_ids(i),
+                       {"image_path": dataset.images[i], "frame_name": dataset.frame_name(i),
+                        "has_label": dataset.has_label(i), "checkpoint": identity, "model": cfg.model.MODEL})
+                if writers is None:
+                    write_cache_arrays(*job)
+                    continue
+                pending.append(writers.apply_async(write_cache_arrays, job))
+                while len(pending) > 2 * workers:  # bounds the images held in memory
+                    pending.popleft().get()
+            for result in pending:
+                result.get()
     distributed.barrier(ctx)
 
 

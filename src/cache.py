@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from src.files import atomic_path
-from src.scores import normalized_entropy
+from src.scores import normalized_entropy_tensor
 
 # level 1: higher levels gain 5% in size and cost several times the time
 _COMPRESSION = dict(compression="gzip", compression_opts=1, shuffle=True)
@@ -33,20 +33,30 @@ def checkpoint_identity(path):
     return f"{os.path.abspath(path)} ({stat.st_size} bytes, modified {int(stat.st_mtime)})"
 
 
+def cache_arrays(probs):
+    """What the cache stores of the float32 softmax probs (C, H, W) (a tensor on any device, or an array):
+    (probs as float16, normalised entropy as float32), numpy arrays on the host."""
+    probs = torch.as_tensor(probs, dtype=torch.float32)
+    # torch converts to float16 about a hundred times faster than numpy
+    return probs.half().cpu().numpy(), normalized_entropy_tensor(probs).cpu().numpy()
+
+
 def write_cache(path, probs, max_logit, gt_train, gt_label, attrs):
     """Write one image's cache atomically.
 
     probs: (C, H, W) float32 softmax; max_logit: (H, W) float32; gt_train, gt_label: (H, W) uint8;
     attrs: dict of str/int/float (image_path, frame_name, checkpoint, ...).
     """
-    probs = np.asarray(probs, dtype=np.float32)
-    rows = min(probs.shape[1], 256)
+    write_cache_arrays(path, *cache_arrays(probs), max_logit, gt_train, gt_label, attrs)
+
+
+def write_cache_arrays(path, probs16, entropy, max_logit, gt_train, gt_label, attrs):
+    """write_cache from the arrays of cache_arrays (the compression alone, for writer processes)."""
+    rows = min(probs16.shape[1], 256)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        # torch converts to float16 about a hundred times faster than numpy
-        f.create_dataset("probs", data=torch.from_numpy(probs).half().numpy(), chunks=(1, rows, probs.shape[2]),
-                         **_COMPRESSION)
-        f.create_dataset("entropy", data=normalized_entropy(probs), chunks=(rows, probs.shape[2]), **_COMPRESSION)
-        f.create_dataset("max_logit", data=np.asarray(max_logit, dtype=np.float32), chunks=(rows, probs.shape[2]),
+        f.create_dataset("probs", data=probs16, chunks=(1, rows, probs16.shape[2]), **_COMPRESSION)
+        f.create_dataset("entropy", data=entropy, chunks=(rows, probs16.shape[2]), **_COMPRESSION)
+        f.create_dataset("max_logit", data=np.asarray(max_logit, dtype=np.float32), chunks=(rows, probs16.shape[2]),
                          **_COMPRESSION)
         f.create_dataset("gt_train", data=gt_train.astype(np.uint8), **_COMPRESSION)
         f.create_dataset("gt_label", data=gt_label.astype(np.uint8), **_COMPRESSION)

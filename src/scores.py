@@ -20,10 +20,14 @@ def normalized_entropy(probs):
     renormalised to sum 1 first (float16 caches round them), via H(p/S) = H(p)/S + log S. Computed with
     torch, which is several times faster than numpy here.
     """
-    probs = torch.from_numpy(_check_probs(probs))
+    return normalized_entropy_tensor(torch.from_numpy(_check_probs(probs))).numpy()
+
+
+def normalized_entropy_tensor(probs):
+    """normalized_entropy of a float32 tensor (C, H, W) on any device; returns (H, W) float32 there."""
     total = probs.sum(0)
     entropy = -torch.special.xlogy(probs, probs).sum(0) / total + total.log()
-    return (entropy / math.log(probs.shape[0])).numpy()
+    return entropy / math.log(probs.shape[0])
 
 
 def max_softmax_score(probs):

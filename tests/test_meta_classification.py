@@ -156,6 +156,17 @@ def test_prepare_writes_one_file_per_image_and_redoes_only_missing_or_truncated_
             np.testing.assert_array_equal(redone[key], before[i][key], err_msg=key)
 
 
+def test_prepare_with_writer_processes_writes_the_same_cache(prepared_world, checkpoints, tmp_path):
+    serial, pooled = tmp_path / "serial", tmp_path / "pooled"
+    run_stage2(prepared_world, serial, *epoch0(checkpoints[1]), "-prepare")
+    run_stage2(prepared_world, pooled, *epoch0(checkpoints[1]), "-prepare", workers=2)
+    for name in NAMES:
+        a, b = (read_cache(run_dir(root) / "cache" / f"{name}.h5") for root in (serial, pooled))
+        assert a.keys() == b.keys()
+        for key, value in a.items():
+            assert np.array_equal(value, b[key]) if isinstance(value, np.ndarray) else value == b[key], key
+
+
 def test_a_cache_of_another_checkpoint_is_refused_by_segment_and_evaluation_and_rebuilt_by_prepare(
         prepared_world, checkpoints, prepared, tmp_path, capsys):
     baseline, trained = checkpoints
