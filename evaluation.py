@@ -18,7 +18,7 @@ from src.cache import cache_path, checked_cache, checkpoint_identity, read_cache
 from src.dataset import Cityscapes, build_valset, transforms as T
 from src.files import atomic_path, save_json
 from src.metaseg.segment_search import load_all_segments
-from src.model import build_model, infer_dataset, load_checkpoint
+from src.model import infer_dataset, load_model
 from src.oodmc.moments import moment_features
 from src.oodmc.svm import decision_map, hard_decision_counts, hard_decision_metrics, load_svm
 from src.ood_evaluation import binary_labels, component_metrics, pixel_metrics
@@ -41,6 +41,13 @@ def get_args_parser():
     return config.build_parser(__doc__, GROUPS)
 
 
+def epoch_cache(cfg, dataset, epoch):
+    """The inference cache files of checkpoint `epoch`, checked to be complete and made by it."""
+    return checked_cache(config.cache_dir(cfg, epoch), len(dataset),
+                         checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
+                         config.stage_command(cfg, epoch, "-prepare"))
+
+
 def sml_stats_path(checkpoint):
     return os.path.splitext(checkpoint)[0] + "_sml.json"
 
@@ -48,8 +55,7 @@ def sml_stats_path(checkpoint):
 def measure_sml_stats(cfg, ctx, epoch):
     """Class-wise mean and std of the max logit of checkpoint `epoch` on Cityscapes train, saved beside it."""
     checkpoint = config.evaluated_checkpoint(cfg, epoch)
-    model = build_model(cfg.model.MODEL, config.NUM_CLASSES)
-    load_checkpoint(model, checkpoint)
+    model = load_model(cfg.model.MODEL, checkpoint, ctx.device, config.NUM_CLASSES)
     dataset = Cityscapes(cfg.paths.cityscapes, "train", T.Compose([T.ToTensor(), T.Normalize()]))
     stats = ClassStats(config.NUM_CLASSES)
     for _, logits, _ in infer_dataset(model, dataset, ctx.device, use_amp(cfg.run.amp, ctx.device),
@@ -97,8 +103,7 @@ def load_meta_classifier(cfg, epoch, results):
 def evaluate_checkpoint(cfg, dataset, epoch, with_meta):
     """Every metric of one checkpoint (and, with_meta, of it plus the meta classifier): a dict of rows."""
     checkpoint = config.evaluated_checkpoint(cfg, epoch)
-    cache_files = checked_cache(config.cache_dir(cfg, epoch), len(dataset), checkpoint_identity(checkpoint),
-                                config.stage_command(cfg, epoch, "-prepare"))
+    cache_files = epoch_cache(cfg, dataset, epoch)
     name = "baseline" if epoch == 0 else f"{cfg.model.optim_target} training (epoch {epoch})"
     rows = {name: {"checkpoint": checkpoint}}
     removed = results = None
@@ -135,9 +140,7 @@ def evaluate_checkpoint(cfg, dataset, epoch, with_meta):
 
 def export_smiyc(cfg, dataset, epoch, out_dir):
     """Each frame's anomaly score (normalised entropy) as SegmentMeIfYouCan submission files <frame>.hdf5."""
-    cache_files = checked_cache(config.cache_dir(cfg, epoch), len(dataset),
-                                checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
-                                config.stage_command(cfg, epoch, "-prepare"))
+    cache_files = epoch_cache(cfg, dataset, epoch)
     for i, path in enumerate(tqdm(cache_files, desc="SMIYC export", unit="image")):
         score = read_cache(path, ("entropy",))["entropy"]
         with atomic_path(os.path.join(out_dir, f"{dataset.frame_name(i)}.hdf5")) as tmp, h5py.File(tmp, "w") as f:
@@ -169,17 +172,13 @@ def evaluate_oodmc(cfg, ctx, dataset, epoch):
                          f"{config.stage_command(cfg, epoch, '-moment -SVM')}")
     except ValueError as error:
         raise SystemExit(f"-moment: {error}")
-    cache_files = checked_cache(config.cache_dir(cfg, epoch), len(dataset),
-                                checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
-                                config.stage_command(cfg, epoch, "-prepare"))
+    cache_files = epoch_cache(cfg, dataset, epoch)
     out_dir = os.path.join(config.oodmc_dir(cfg, epoch), "scores")
     evaluated = settings["eval_images"]
     todo = [i for i in evaluated if not os.path.isfile(os.path.join(out_dir, f"{i:05d}.npy"))]
     mine = distributed.shard(todo, ctx)
     if mine:
-        model = build_model(cfg.model.MODEL, config.NUM_CLASSES)
-        load_checkpoint(model, config.evaluated_checkpoint(cfg, epoch))
-        model.to(ctx.device)
+        model = load_model(cfg.model.MODEL, config.evaluated_checkpoint(cfg, epoch), ctx.device, config.NUM_CLASSES)
         for i in tqdm(mine, desc="OODMC evaluation", unit="image", disable=not ctx.is_main):
             features = moment_features(model, dataset[i][0].to(ctx.device), **settings["moments"],
                                        seed=settings["seed"] + i, amp=use_amp(cfg.run.amp, ctx.device))

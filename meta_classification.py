@@ -26,7 +26,7 @@ from src.files import atomic_path, save_json
 from src.meta_classifier import classifier_scores, cross_validated_fp_probability, segments_to_dataset
 from src.metaseg.segment_search import (load_all_segments, save_segments, searched_checkpoint, segment_search,
                                        segments_path)
-from src.model import build_model, infer_dataset, load_checkpoint
+from src.model import infer_dataset, load_model
 from src.oodmc.moments import moment_features
 from src.oodmc.svm import draw_training_pixels, fit_svm, save_svm, split_images
 from src.runtime import use_amp
@@ -39,10 +39,15 @@ def get_args_parser():
     return config.build_parser(__doc__, GROUPS)
 
 
-def load_model(cfg, ctx, epoch):
-    model = build_model(cfg.model.MODEL, config.NUM_CLASSES)
-    load_checkpoint(model, config.evaluated_checkpoint(cfg, epoch))
-    return model.to(ctx.device)
+def epoch_model(cfg, ctx, epoch):
+    return load_model(cfg.model.MODEL, config.evaluated_checkpoint(cfg, epoch), ctx.device, config.NUM_CLASSES)
+
+
+def epoch_cache(cfg, dataset, epoch):
+    """The inference cache files of checkpoint `epoch`, checked to be complete and made by it."""
+    return checked_cache(config.cache_dir(cfg, epoch), len(dataset),
+                         checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
+                         config.stage_command(cfg, epoch, "-prepare"))
 
 
 def prepare(cfg, ctx, dataset, epoch):
@@ -56,7 +61,7 @@ def prepare(cfg, ctx, dataset, epoch):
         print(f"-prepare: {len(dataset) - len(todo)} of {len(dataset)} images already cached in {cache_dir}")
     mine = distributed.shard(todo, ctx)
     if mine:
-        model = load_model(cfg, ctx, epoch)
+        model = epoch_model(cfg, ctx, epoch)
         amp = use_amp(cfg.run.amp, ctx.device)
         workers = cfg.run.num_workers
         # fork: the writers need h5py alone and must start before the data loader's workers
@@ -89,8 +94,7 @@ def _search_one(job):
 def search_segments(cfg, ctx, dataset, epoch):
     """Segment search of every image without a results file (this rank's share), in worker processes."""
     identity = checkpoint_identity(config.evaluated_checkpoint(cfg, epoch))
-    cache_files = checked_cache(config.cache_dir(cfg, epoch), len(dataset), identity,
-                                config.stage_command(cfg, epoch, "-prepare"))
+    cache_files = epoch_cache(cfg, dataset, epoch)
     out_dir = config.segments_dir(cfg, epoch)
     threshold = cfg.evalset.entropy_threshold
     if ctx.is_main and searched_checkpoint(out_dir) not in (None, identity):
@@ -173,9 +177,7 @@ def moment_settings(cfg):
 
 def oodmc_training_features(cfg, ctx, dataset, epoch):
     """-moment: MC-dropout moment features of `svm_points_num` balanced training pixels, one file per image."""
-    cache_files = checked_cache(config.cache_dir(cfg, epoch), len(dataset),
-                                checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
-                                config.stage_command(cfg, epoch, "-prepare"))
+    cache_files = epoch_cache(cfg, dataset, epoch)
     try:
         train, _ = split_images(len(dataset), cfg.oodmc.SVM_eval_subsize, cfg.run.seed)
         pixels = draw_training_pixels(CachedLabels([cache_files[i] for i in train]), dataset.train_id_in,
@@ -195,7 +197,7 @@ def oodmc_training_features(cfg, ctx, dataset, epoch):
               f"{len(todo)} images to sample ({cfg.oodmc.moment_num} MC-dropout passes each)")
     mine = distributed.shard(todo, ctx)
     if mine:
-        model = load_model(cfg, ctx, epoch)
+        model = epoch_model(cfg, ctx, epoch)
         for i, index in tqdm(mine, desc="OODMC training features", unit="image", disable=not ctx.is_main):
             image, target = dataset[i]
             try:

@@ -33,7 +33,7 @@ def get_args_parser():
 
 def train_transform(cfg):
     return T.Compose([T.RandomHorizontalFlip(), T.RandomCrop(cfg.train.crop_size), T.ToTensor(),
-                      T.Normalize(T.IMAGENET_MEAN, T.IMAGENET_STD)])
+                      T.Normalize()])
 
 
 def build_dataset(cfg, epoch):

@@ -38,15 +38,6 @@ def shard(indices, ctx):
     return list(indices)[ctx.rank::ctx.world_size]
 
 
-def gather_to_main(obj, ctx):
-    """List of every rank's `obj` on rank 0 (None elsewhere); [obj] in a single process."""
-    if ctx.world_size == 1:
-        return [obj]
-    out = [None] * ctx.world_size if ctx.is_main else None
-    dist.gather_object(obj, out, dst=0)
-    return out
-
-
 def any_rank(flag, ctx):
     """True on every rank when `flag` is true on any rank (so all ranks stop together)."""
     if ctx.world_size == 1:

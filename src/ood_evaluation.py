@@ -16,11 +16,6 @@ def binary_labels(gt_train, in_id, out_id):
     return label
 
 
-def labelled(cache_files):
-    """The cache files of images that have ground truth (unlabelled benchmark frames are left out)."""
-    return [path for path in cache_files if read_cache(path, ())["has_label"]]
-
-
 def suppressed(entropy, removed_mask):
     """The entropy with the pixels of removed segments set to 0: what the meta classifier leaves of it."""
     out = entropy.copy()

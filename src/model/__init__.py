@@ -12,8 +12,15 @@ MODELS = {
     "DeepLabV3+_TinyResNet": TinyDeepLabV3Plus,
 }
 
-__all__ = ["MODELS", "build_model", "load_checkpoint", "CheckpointError", "predict_logits", "infer_dataset",
+__all__ = ["MODELS", "build_model", "load_model", "load_checkpoint", "CheckpointError", "predict_logits", "infer_dataset",
            "DeepWV3Plus", "DualGCNNet", "TinyDeepLabV3Plus"]
+
+
+def load_model(name, path, device, num_classes=19):
+    """The network `name` with the weights of the checkpoint `path` (strictly loaded), on `device`."""
+    model = build_model(name, num_classes)
+    load_checkpoint(model, path)
+    return model.to(device)
 
 
 def build_model(name, num_classes=19):
