@@ -10,9 +10,10 @@ count. The default sizes are both large enough for the update's fixed-size work 
 (UPDATE_CHUNK_BYTES); smaller ones make the line too steep. Since memory does not grow with the number
 of samples, the script also measures 1024x2048 directly with a few samples (all samples on CUDA).
 
-On CPU the device is the host, so the feature state (77 + 19 channels of float32 per pixel: 805 MB
-at 1024x2048) and each batch of `batch_size` full-size logit maps count as host memory; on CUDA they
-live on the GPU (its peak is printed too) and the host holds little more than the image and the score.
+On CPU the device is the host, so the feature state (77 + 19 channels of float32 per pixel: 768 MiB
+at 1024x2048) and each batch of `batch_size` logit maps count as host memory; the logits stay at the
+model's output resolution (1/4 for the small model) and are upsampled a few pixels at a time. On CUDA
+they live on the GPU (its peak is printed too) and the host holds little more than the image and the score.
 
 Reference, measured in the same run at the smaller size and scaled by the pixel count: all samples of
 the image held on the host and the moments computed from them (the fork's way; it grows with the
@@ -34,6 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from src.model import build_model  # noqa: E402
+from src.model.deeplab import upsample  # noqa: E402
 from src.oodmc.moments import moment_features, num_features  # noqa: E402
 from src.oodmc.sampling import mc_dropout, mc_dropout_batches  # noqa: E402
 from src.oodmc.svm import decision_map, fit_svm  # noqa: E402
@@ -67,8 +69,8 @@ def hold_all_samples(model, image, classifier, samples, batch_size):
     with torch.no_grad(), mc_dropout(model, 0, image.device):
         for batch in mc_dropout_batches(model, image, samples, batch_size):
             if stack is None:
-                stack = torch.empty(samples, *batch.shape[1:])
-            stack[start:start + len(batch)] = batch.cpu()
+                stack = torch.empty(samples, batch.shape[1], *image.shape[-2:])
+            stack[start:start + len(batch)] = upsample(batch, image.shape[-2:]).cpu()
             start += len(batch)
             del batch
     num_classes = stack.shape[1]
@@ -178,6 +180,9 @@ def main():
           f"{reference_host / MIB:6.0f} MiB host, {reference[1] * scale:7.1f} s/image")
     best = min(host for host, _ in measured.values())
     print(f"  reference / streaming (measured) host memory: {reference_host / best:.1f}x")
+    if device.type == "cpu":
+        print("  on a CPU the forward pass of the batch's copies is host memory too: a smaller "
+              "--max_batch_size_for_moment trades time for memory")
 
 
 if __name__ == "__main__":

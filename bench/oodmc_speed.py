@@ -1,9 +1,10 @@
 """Seconds per image of OODMC moment features for DeepLabV3+_WideResNet38: prefix reuse against full passes.
 
 With prefix reuse the deterministic part before the first dropout (mod1-mod5 and the mod2 skip) runs
-once per image and only mod6, mod7, ASPP and the decoder run per sample; the reference runs the whole
-network per sample. Both compute the same features (same seed, same masks; the difference is
-printed). Target: >= 1.6x fewer seconds per image.
+once per image and only mod6, mod7, ASPP and the decoder run per sample, whose logits are upsampled to
+the image a few pixels at a time as the moments take them; the reference runs the whole network per
+sample. Both compute the same features up to float32 rounding (same seed, same masks; the difference
+is printed). Target: >= 1.6x fewer seconds per image.
 
 WideResNet38 is slow on a CPU, so the CPU run uses few samples (default 8, two batches). The prefix is
 paid once per image, so the ratio grows with the number of samples; besides the measured ratio the

@@ -1,4 +1,5 @@
 """Where and how a run executes: device, mixed precision, seeding."""
+import ctypes
 import random
 
 import numpy as np
@@ -29,3 +30,16 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def release_freed_host_memory():
+    """Return the heap pages freed so far to the system, where the C library is glibc (a no-op elsewhere).
+
+    glibc keeps freed pages of mid-sized allocations, e.g. a forward pass's temporaries, for later reuse;
+    before a large long-lived allocation they would otherwise stay counted on top of it.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.malloc_trim(0)

@@ -7,8 +7,9 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from src.model import build_model
+from src.model.deeplab import upsample
 from src.oodmc.moments import StreamingMoments, moment_features, num_features
-from src.oodmc.sampling import OODMC_MODELS, mc_dropout, mc_dropout_batches
+from src.oodmc.sampling import OODMC_MODELS, UpsampledPixels, mc_dropout, mc_dropout_batches
 from src.oodmc.svm import (decision_map, draw_training_pixels, fit_svm, hard_decision_counts, hard_decision_metrics,
                            load_svm, save_svm)
 
@@ -16,13 +17,14 @@ NUM_CLASSES = 4
 
 
 class PlainNet(nn.Module):
-    """conv-BN-ReLU, Dropout2d, conv-BN-ReLU, classifier; records every call's batch size."""
+    """conv-BN-ReLU at stride 2, Dropout2d, conv-BN-ReLU, classifier, bilinear upsampling to the input
+    size; records every call's batch size."""
 
     def __init__(self):
         super().__init__()
         with torch.random.fork_rng():  # the same weights every time, the caller's random stream untouched
             torch.manual_seed(0)
-            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU())
             self.dropout = nn.Dropout2d(0.3)
             self.head = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
                                       nn.Conv2d(16, NUM_CLASSES, 1))
@@ -33,7 +35,7 @@ class PlainNet(nn.Module):
 
     def forward(self, x):
         self.calls.append(("forward", len(x)))
-        return self.head(self.dropout(self.stem(x)))
+        return upsample(self.head(self.dropout(self.stem(x))), x.shape[-2:])
 
 
 class SplitNet(PlainNet):
@@ -46,8 +48,7 @@ class SplitNet(PlainNet):
     def mc_suffix(self, prefix, out_size):
         self.calls.append(("suffix", len(prefix[0])))
         logits = self.head(self.dropout(prefix[0]))
-        assert logits.shape[-2:] == out_size
-        return logits
+        return logits if out_size is None else upsample(logits, out_size)
 
 
 class NoDropoutNet(nn.Module):
@@ -80,8 +81,10 @@ def image(h=6, w=7, seed=1):
 
 
 def stored_samples(model, x, num_samples, batch_size, seed, reuse_prefix=True):
+    """All samples at the image's size, (N, C, H, W) float64."""
     with torch.no_grad(), mc_dropout(model, seed, x.device):
-        return torch.cat(list(mc_dropout_batches(model, x, num_samples, batch_size, reuse_prefix))).double().numpy()
+        batches = [upsample(b, x.shape[-2:]) for b in mc_dropout_batches(model, x, num_samples, batch_size, reuse_prefix)]
+    return torch.cat(batches).double().numpy()
 
 
 def reference_features(samples, order, weight, source):
@@ -121,6 +124,21 @@ def test_streaming_features_equal_numpy_moments_of_the_stored_samples(source, ba
                                seed=5, chunk_bytes=2000)  # tiny chunks: the update runs a few pixels at a time
     assert features.shape == (num_features(NUM_CLASSES, 4), 6, 7) == reference.shape
     assert_moments_close(features.numpy(), reference, values, order=4, weight=0.3, rtol=1e-5)
+
+
+@pytest.mark.parametrize("in_size, out_size", [((3, 4), (6, 7)), ((5, 9), (17, 33)), ((8, 8), (64, 64)),
+                                               ((1, 5), (4, 20)), ((4, 6), (1, 1)), ((6, 7), (6, 7))])
+def test_upsampled_pixels_equal_f_interpolate_in_any_pixel_ranges(in_size, out_size):
+    logits = torch.randn(3, 2, *in_size, generator=torch.Generator().manual_seed(0)) * 5
+    expected = upsample(logits, out_size).flatten(2)
+    upsampled = UpsampledPixels(in_size, out_size)
+    bounds = sorted({0, upsampled.num_pixels, *np.random.default_rng(0).integers(0, upsampled.num_pixels, 3)})
+    got = torch.cat([upsampled(logits, a, b) for a, b in zip(bounds[:-1], bounds[1:])], dim=2)
+    assert upsampled.num_pixels == out_size[0] * out_size[1]
+    assert torch.allclose(got, expected, rtol=1e-6, atol=1e-6)
+    pixels = np.random.default_rng(1).permutation(upsampled.num_pixels)[:5]
+    subset = UpsampledPixels(in_size, out_size, pixels)
+    assert torch.allclose(subset(logits, 1, 5), expected[:, :, pixels[1:5]], rtol=1e-6, atol=1e-6)
 
 
 def test_streaming_moments_stay_accurate_far_from_zero():

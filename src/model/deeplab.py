@@ -76,11 +76,14 @@ class DeepWV3Plus(nn.Module):
         return x, self.bot_fine(m2)
 
     def mc_suffix(self, prefix, out_size):
-        """mc_prefix's tuple -> logits (N, num_classes, *out_size): mod6, mod7, ASPP, decoder."""
+        """mc_prefix's tuple -> logits (N, num_classes, *out_size): mod6, mod7, ASPP, decoder.
+
+        out_size None: the logits before the final upsampling, (N, num_classes, H/2, W/2).
+        """
         x, fine = prefix
         x = self.bot_aspp(self.aspp(self.mod7(self.mod6(x))))
         x = self.final(torch.cat([fine, upsample(x, fine.shape[-2:])], dim=1))
-        return upsample(x, out_size)
+        return x if out_size is None else upsample(x, out_size)
 
     def forward(self, x):
         return self.mc_suffix(self.mc_prefix(x), x.shape[-2:])

@@ -66,9 +66,11 @@ class TinyDeepLabV3Plus(nn.Module):
         return (self.final(torch.cat([fine, upsample(x, fine.shape[-2:])], dim=1)),)
 
     def mc_suffix(self, prefix, out_size):
-        """mc_prefix's tuple -> logits (N, num_classes, *out_size)."""
+        """mc_prefix's tuple -> logits (N, num_classes, *out_size); out_size None: before the final
+        upsampling, (N, num_classes, H/4, W/4)."""
         (features,) = prefix
-        return upsample(self.classifier(self.dropout(features)), out_size)
+        logits = self.classifier(self.dropout(features))
+        return logits if out_size is None else upsample(logits, out_size)
 
     def forward(self, x):
         return self.mc_suffix(self.mc_prefix(x), x.shape[-2:])

@@ -12,7 +12,8 @@ import math
 
 import torch
 
-from src.oodmc.sampling import mc_dropout, mc_dropout_batches
+from src.oodmc.sampling import UpsampledPixels, mc_dropout, mc_dropout_batches
+from src.runtime import release_freed_host_memory
 
 # The temporaries of one update step take about this many bytes in all, so the update of a full-resolution
 # batch needs little memory beyond the state. A GPU gets larger steps: fewer kernel launches, memory to spare.
@@ -48,18 +49,27 @@ class StreamingMoments:
         self.prob_sum = torch.zeros(num_classes, num_pixels, device=device) if source == "logits" else None
         self.finished = False
 
-    def update(self, logits):
-        """Add samples. logits: (b, C, P) float32 on the state's device (b samples of P pixels)."""
+    def update(self, logits, values_at=None):
+        """Add samples: the (b, C, P) float32 values of the state's P pixels, on its device.
+
+        values_at: optional; then logits are whatever values_at(logits, start, stop) turns into the
+        (b, C, stop - start) values of pixels [start, stop), e.g. low-resolution logits and an
+        UpsampledPixels, so that the full set of values never exists at once.
+        """
         if self.finished:
             raise RuntimeError("StreamingMoments.finish() was called; the state can take no more samples")
-        b, c, p = logits.shape
-        if c != self.num_classes or p != self.state.shape[1]:
-            raise ValueError(f"logits have shape {tuple(logits.shape)}; expected (b, {self.num_classes}, "
-                             f"{self.state.shape[1]})")
-        # an update step holds about 3 * b + 2 * order temporaries of (C, pixels of the step)
-        step = max(1, self.chunk_bytes // (4 * c * (3 * b + 2 * self.order)))
+        b, c, p = logits.shape[0], logits.shape[1], self.state.shape[1]
+        if values_at is None:
+            if logits.shape[2:] != (p,):
+                raise ValueError(f"logits have shape {tuple(logits.shape)}; expected (b, {self.num_classes}, {p})")
+            values_at = _pixel_range
+        if c != self.num_classes:
+            raise ValueError(f"logits have {c} classes; the state has {self.num_classes}")
+        # an update step holds about 6 * b + 2 * order temporaries of (C, pixels of the step)
+        step = max(1, self.chunk_bytes // (4 * c * (6 * b + 2 * self.order)))
         for start in range(0, p, step):
-            self._update_pixels(logits[:, :, start:start + step], slice(start, start + step))
+            stop = min(start + step, p)
+            self._update_pixels(values_at(logits, start, stop), slice(start, stop))
         self.count += b
 
     def _update_pixels(self, logits, pixels):
@@ -141,22 +151,23 @@ def moment_features(model, image, *, num_samples, batch_size, order, weight, sou
     does not reach the output.
     """
     _check_settings(order, source, weight)
-    if pixels is not None:
-        pixels = torch.as_tensor(pixels, dtype=torch.int64, device=image.device)
     moments = None
     with torch.no_grad(), mc_dropout(model, seed, image.device):
         for logits in mc_dropout_batches(model, image, num_samples, batch_size, reuse_prefix, amp):
-            values = logits.flatten(2)
-            if pixels is not None:
-                values = values[:, :, pixels]
             if moments is None:
-                out_size = logits.shape[-2:]
-                moments = StreamingMoments(values.shape[1], values.shape[2], order, source, image.device,
+                if image.device.type == "cpu":  # the prefix's temporaries must not stay under the state
+                    release_freed_host_memory()
+                upsampled = UpsampledPixels(logits.shape[-2:], image.shape[-2:], pixels, image.device)
+                moments = StreamingMoments(logits.shape[1], upsampled.num_pixels, order, source, image.device,
                                            chunk_bytes)
-            moments.update(values)
-            del logits, values  # free this batch before the next one is computed
+            moments.update(logits, upsampled)
+            del logits  # free this batch before the next one is computed
         features = moments.finish(weight)
-    return features if pixels is not None else features.view(-1, *out_size)
+    return features if pixels is not None else features.view(-1, *image.shape[-2:])
+
+
+def _pixel_range(values, start, stop):
+    return values[:, :, start:stop]
 
 
 def _check_settings(order, source, weight=0.0):
