@@ -152,6 +152,15 @@ def test_streaming_moments_stay_accurate_far_from_zero():
     assert_moments_close(moments.finish(1.0).numpy(), reference, values, order=5, weight=1.0, rtol=1e-5)
 
 
+def test_samples_of_the_wrong_shape_are_refused():
+    moments = StreamingMoments(2, 5, order=2, source="logits", device=torch.device("cpu"))
+    with pytest.raises(ValueError, match=r"expected \(b, 2, 5\)"):
+        moments.update(torch.zeros(3, 2, 4))
+    with pytest.raises(ValueError, match="3 classes; the state has 2"):
+        moments.update(torch.zeros(1, 3, 2, 2), UpsampledPixels((2, 2), (1, 5)))
+    assert moments.count == 0
+
+
 def test_feature_layout_and_weighting_hand_derived():
     # 3 samples, 2 classes, 1 pixel. Class 0: 0, 0, 3 (mean 1, deviations -1 -1 2: m2 2, m3 2, m4 6);
     # class 1: 0, 0, 0 (all moments 0). Mean softmax: (2 * [1/2, 1/2] + [s, 1 - s]) / 3, s = sigmoid(3).
