@@ -1,4 +1,4 @@
-"""Where and how a run executes: device, mixed precision, seeding."""
+"""Where and how a run executes: device, mixed precision, seeding, host memory."""
 import ctypes
 import random
 
