@@ -21,13 +21,13 @@ from src.metaseg.segment_search import load_all_segments
 from src.model import infer_dataset, load_model
 from src.oodmc.moments import moment_features
 from src.oodmc.svm import decision_map, hard_decision_counts, hard_decision_metrics, load_svm
-from src.ood_evaluation import binary_labels, component_metrics, pixel_metrics
-from src.pixel_metrics import PixelMetrics
-from src.plots import save_curves, save_overlay
-from src.report import oodmc_table, results_table, save_report
+from src.evaluation.over_cache import binary_labels, component_metrics, pixel_metrics
+from src.evaluation.pixel_metrics import PixelMetrics
+from src.evaluation.plots import save_curves, save_overlay
+from src.evaluation.report import oodmc_table, results_table, save_report
 from src.runtime import use_amp
-from src.scores import SCORES, ClassStats
-from src.segment_errors import count_segment_errors
+from src.evaluation.scores import SCORES, ClassStats
+from src.evaluation.segment_errors import count_segment_errors
 
 GROUPS = {"paths": config.Paths, "run": config.Run, "model": config.Model, "evalset": config.EvalSet,
           "stages": config.EvalStages, "oodmc": config.Oodmc}

@@ -26,7 +26,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from src.cache import read_cache, write_cache  # noqa: E402
-from src.scores import normalized_entropy  # noqa: E402
+from src.evaluation.scores import normalized_entropy  # noqa: E402
 
 NUM_CLASSES = 19
 MIB = 2 ** 20

@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.metrics import auc, average_precision_score, roc_curve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from src.pixel_metrics import PixelMetrics  # noqa: E402
+from src.evaluation.pixel_metrics import PixelMetrics  # noqa: E402
 
 IMAGE_PIXELS = 1024 * 2048
 

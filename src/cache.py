@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from src.files import atomic_path
-from src.scores import normalized_entropy_tensor
+from src.evaluation.scores import normalized_entropy_tensor
 
 # level 1: higher levels gain 5% in size and cost several times the time
 _COMPRESSION = dict(compression="gzip", compression_opts=1, shuffle=True)

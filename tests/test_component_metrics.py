@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from src.component_metrics import SIOU_THRESHOLDS, ComponentMetrics, image_components
+from src.evaluation.component_metrics import SIOU_THRESHOLDS, ComponentMetrics, image_components
 
 TAU = 0.5
 

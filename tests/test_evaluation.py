@@ -21,9 +21,9 @@ from src.cache import cache_path, checkpoint_identity, read_cache, write_cache
 from src.dataset import build_valset
 from src.metaseg.segment_search import load_segments, segment_search
 from src.model import build_model, load_checkpoint
-from src.pixel_metrics import PixelMetrics
-from src.scores import ClassStats
-from src.segment_errors import count_segment_errors
+from src.evaluation.pixel_metrics import PixelMetrics
+from src.evaluation.scores import ClassStats
+from src.evaluation.segment_errors import count_segment_errors
 from tests.test_meta_classification import MODEL, NAMES, run_stage2, run_stage3
 
 TRAINED = f"{MODEL}_entropy_epoch_1_alpha_0.9"

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-from src.pixel_metrics import PixelMetrics
+from src.evaluation.pixel_metrics import PixelMetrics
 
 
 def sklearn_metrics(scores, is_ood):

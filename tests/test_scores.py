@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import entropy
 
-from src.scores import (ClassStats, anomaly_score, max_logit_score, max_softmax_score, normalized_entropy,
+from src.evaluation.scores import (ClassStats, anomaly_score, max_logit_score, max_softmax_score, normalized_entropy,
                         standardized_max_logit_score)
 
 

@@ -3,9 +3,9 @@ import numpy as np
 from tqdm import tqdm
 
 from src.cache import read_cache
-from src.component_metrics import ComponentMetrics
-from src.pixel_metrics import PixelMetrics
-from src.scores import anomaly_score
+from src.evaluation.component_metrics import ComponentMetrics
+from src.evaluation.pixel_metrics import PixelMetrics
+from src.evaluation.scores import anomaly_score
 
 
 def binary_labels(gt_train, in_id, out_id):
