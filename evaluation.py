@@ -7,7 +7,6 @@ import dataclasses
 import json
 import os
 
-import h5py
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
@@ -26,6 +25,7 @@ from src.evaluation.pixel_metrics import PixelMetrics
 from src.evaluation.plots import save_curves, save_overlay
 from src.evaluation.report import oodmc_table, results_table, save_report
 from src.runtime import use_amp
+from src.evaluation.score_maps import score_map_path, write_score_map
 from src.evaluation.scores import SCORES, ClassStats
 from src.evaluation.segment_errors import count_segment_errors
 
@@ -143,8 +143,7 @@ def export_smiyc(cfg, dataset, epoch, out_dir):
     cache_files = epoch_cache(cfg, dataset, epoch)
     for i, path in enumerate(tqdm(cache_files, desc="SMIYC export", unit="image")):
         score = read_cache(path, ("entropy",))["entropy"]
-        with atomic_path(os.path.join(out_dir, f"{dataset.frame_name(i)}.hdf5")) as tmp, h5py.File(tmp, "w") as f:
-            f.create_dataset("value", data=score.astype(np.float16), compression="gzip")
+        write_score_map(score_map_path(out_dir, dataset.frame_name(i)), score)
     print(f"--export_smiyc: {len(cache_files)} score maps -> {out_dir}")
 
 

@@ -1,0 +1,52 @@
+"""Anomaly score maps in the SegmentMeIfYouCan submission layout: <dir>/<frame name>.hdf5, each holding one
+dataset `value` of shape (H, W) (float16 as the benchmark stores them), higher = more anomalous.
+
+evaluation.py --export_smiyc writes this layout; --scores_from reads it for any method's maps.
+"""
+import os
+
+import h5py
+import numpy as np
+
+from src.errors import UserError
+from src.files import atomic_path
+
+
+def score_map_path(directory, frame_name):
+    return os.path.join(directory, f"{frame_name}.hdf5")
+
+
+def score_map_files(directory, frame_names, flag="--scores_from"):
+    """The score-map file of every frame of `frame_names`, in that order; UserError naming the missing ones."""
+    if not os.path.isdir(directory):
+        raise UserError(f"{flag}: {directory} is not a directory; pass the folder that holds <frame>.hdf5 files")
+    paths = [score_map_path(directory, name) for name in frame_names]
+    missing = [name for name, path in zip(frame_names, paths) if not os.path.isfile(path)]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise UserError(f"{flag}: {len(missing)} of {len(paths)} frames have no score map in {directory} "
+                        f"(missing: {shown}); write one <frame>.hdf5 with a dataset 'value' per frame")
+    return paths
+
+
+def read_score_map(path, shape=None, flag="--scores_from"):
+    """(H, W) float32 of the `value` dataset of `path` (exact for float16 maps); UserError when the file does not
+    open, has no `value`, is not 2-D, or differs from `shape` (the frame's (H, W)) when given."""
+    try:
+        with h5py.File(path, "r") as f:
+            if "value" not in f:
+                raise UserError(f"{flag}: {path} has no dataset 'value'; write the score map as f['value']")
+            value = f["value"][()]
+    except OSError as error:
+        raise UserError(f"{flag}: {path} is not a readable HDF5 file ({error}); write it again") from None
+    if value.ndim != 2 or (shape is not None and value.shape != tuple(shape)):
+        expected = "2-D" if shape is None else f"{tuple(shape)} like its frame"
+        raise UserError(f"{flag}: the score map {path} has shape {value.shape}, expected {expected}; "
+                        "write one (H, W) map per frame at the frame's resolution")
+    return value.astype(np.float32)
+
+
+def write_score_map(path, score):
+    """Write (H, W) `score` as float16 `value`, the benchmark's format (atomically, so no half file remains)."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("value", data=np.asarray(score).astype(np.float16), compression="gzip")
