@@ -11,6 +11,8 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from src.errors import UserError
+
 NUM_CLASSES = 19  # the Cityscapes train classes
 MODELS = ("DeepLabV3+_WideResNet38", "DualGCNNet_res50", "DeepLabV3+_TinyResNet")
 TRAINSETS = ("Cityscapes+COCO", "Cityscapes")
@@ -293,18 +295,24 @@ def oodmc_dir(cfg, epoch):
 
 
 def results_dir(cfg, epoch):
+    """<io_root>/results/<VALSET>/<run name>: the OODMC report of one checkpoint."""
     return os.path.join(cfg.paths.io_root, "results", valset_name(cfg), run_name(cfg, epoch))
 
 
+def threshold_results_dir(cfg, epoch):
+    """The pixel and segment results of one checkpoint at one -threshold (the segment numbers depend on it)."""
+    return os.path.join(results_dir(cfg, epoch), f"t{cfg.evalset.entropy_threshold}")
+
+
 def evaluated_checkpoint(cfg, epoch):
-    """Path of the checkpoint of `epoch`, or SystemExit when there is none."""
+    """Path of the checkpoint of `epoch`, or UserError when there is none."""
     path = checkpoint_path(cfg, epoch)
     if not path:
-        raise SystemExit("-epoch 0 evaluates init_ckpt, but --init_ckpt is 'none'; pass the baseline checkpoint")
+        raise UserError("-epoch 0 evaluates init_ckpt, but --init_ckpt is 'none'; pass the baseline checkpoint")
     if not os.path.isfile(path):
         made_by = ("put the Cityscapes checkpoint there or pass --init_ckpt" if epoch == 0 else
                    f"train it with `python ood_training.py -nepochs {epoch}` or pick another -epoch")
-        raise SystemExit(f"checkpoint {path} does not exist: {made_by}")
+        raise UserError(f"checkpoint {path} does not exist: {made_by}")
     return path
 
 

@@ -58,7 +58,7 @@ DONE_WHEN = {  # steps whose output tells that they already ran
         os.path.join(IO, "weights", "entropy", f"{MODEL}_epoch_{OOD_EPOCHS}_alpha_0.9.pth"),
 }
 RUN = f"{MODEL}_entropy_epoch_{OOD_EPOCHS}_alpha_0.9"
-RESULTS = os.path.join(IO, "results", "LostAndFound", RUN, "results.json")
+RESULTS = os.path.join(IO, "results", "LostAndFound", RUN, "t0.7", "results.json")
 META_CLASSIFIER = os.path.join(IO, "LostAndFound", RUN, "segments_t0.7", "meta_classifier.json")
 
 

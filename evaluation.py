@@ -4,7 +4,6 @@ Without stage flags it runs -pixel -segment. It compares the baseline (epoch 0, 
 the evaluated checkpoint (-epoch) and the evaluated checkpoint plus the meta classifier.
 """
 import dataclasses
-import json
 import os
 
 import numpy as np
@@ -14,8 +13,11 @@ from tqdm import tqdm
 import config
 from src import distributed
 from src.cache import cache_path, checked_cache, checkpoint_identity, read_cache
+from src.checks import check_output_dir
 from src.dataset import Cityscapes, build_valset, transforms as T
-from src.files import atomic_path, save_json
+from src.errors import UserError, run_script
+from src.files import atomic_path, load_json, load_npz, save_json
+from src.identity import files_identity, label_identities, search_identity
 from src.metaseg.segment_search import load_all_segments
 from src.model import infer_dataset, load_model
 from src.oodmc.moments import moment_features
@@ -23,7 +25,7 @@ from src.oodmc.svm import decision_map, hard_decision_counts, hard_decision_metr
 from src.evaluation.over_cache import binary_labels, component_metrics, pixel_metrics
 from src.evaluation.pixel_metrics import PixelMetrics
 from src.evaluation.plots import save_curves, save_overlay
-from src.evaluation.report import oodmc_table, results_table, save_report
+from src.evaluation.report import earlier_rows, merge_rows, oodmc_table, results_table, save_report
 from src.runtime import use_amp
 from src.evaluation.score_maps import score_map_path, write_score_map
 from src.evaluation.scores import SCORES, ClassStats
@@ -45,7 +47,7 @@ def epoch_cache(cfg, dataset, epoch):
     """The inference cache files of checkpoint `epoch`, checked to be complete and made by it."""
     return checked_cache(config.cache_dir(cfg, epoch), len(dataset),
                          checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
-                         config.stage_command(cfg, epoch, "-prepare"))
+                         config.stage_command(cfg, epoch, "-prepare"), label_identities(dataset))
 
 
 def sml_stats_path(checkpoint):
@@ -71,9 +73,8 @@ def load_sml_stats(checkpoint):
     path = sml_stats_path(checkpoint)
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        stats = json.load(f)
-    if stats.pop("checkpoint") != checkpoint_identity(checkpoint):
+    stats = load_json(path, "delete it and measure again with `python evaluation.py --sml_stats` (the same flags)")
+    if stats.pop("checkpoint", None) != checkpoint_identity(checkpoint):
         return None
     return ClassStats.from_dict(stats)
 
@@ -90,13 +91,13 @@ def load_meta_classifier(cfg, epoch, results):
     """Per image, bool array of the segments the meta classifier removes (from meta_classification.py -removal)."""
     path = os.path.join(config.segments_dir(cfg, epoch), "meta_classifier.npz")
     if not os.path.isfile(path):
-        raise SystemExit(f"{path} is missing; train the meta classifier with: "
-                         f"{config.stage_command(cfg, epoch, '-removal')}")
-    with np.load(path) as data:
-        removed, image = data["removed"], data["image"]
+        raise UserError(f"{path} is missing; train the meta classifier with: "
+                        f"{config.stage_command(cfg, epoch, '-removal')}")
+    data = load_npz(path, f"train it again with: {config.stage_command(cfg, epoch, '-removal')}")
+    removed, image = data["removed"], data["image"]
     if len(removed) != sum(len(r["metrics"]["iou0"]) for r in results):
-        raise SystemExit(f"{path} does not match the segment results beside it; rerun: "
-                         f"{config.stage_command(cfg, epoch, '-removal')}")
+        raise UserError(f"{path} does not match the segment results beside it; rerun: "
+                        f"{config.stage_command(cfg, epoch, '-removal')}")
     return [removed[image == i] for i in range(len(results))]
 
 
@@ -105,17 +106,24 @@ def evaluate_checkpoint(cfg, dataset, epoch, with_meta):
     checkpoint = config.evaluated_checkpoint(cfg, epoch)
     cache_files = epoch_cache(cfg, dataset, epoch)
     name = "baseline" if epoch == 0 else f"{cfg.model.optim_target} training (epoch {epoch})"
-    rows = {name: {"checkpoint": checkpoint}}
+    identity = search_identity(checkpoint_identity(checkpoint), label_identities(dataset))
+    rows = {name: {"checkpoint": checkpoint, "identity": identity}}
     removed = results = None
     if cfg.stages.segment_eval or with_meta:
-        results = load_all_segments(config.segments_dir(cfg, epoch), len(dataset), checkpoint_identity(checkpoint),
+        results = load_all_segments(config.segments_dir(cfg, epoch), len(dataset), identity,
                                     config.stage_command(cfg, epoch, "-segment"))
         fp, fn = count_segment_errors(results)
         rows[name]["segments"] = {"fp": fp, "fn": fn}
+    if with_meta and not any(len(r["metrics"]["iou0"]) for r in results):
+        print(f"No '+ meta classifier' row: no OoD segments were found at -threshold {cfg.evalset.entropy_threshold}, "
+              "so there is nothing for it to remove")
+        with_meta = False
     if with_meta:
         removed = load_meta_classifier(cfg, epoch, results)
         fp, fn = count_segment_errors(results, removed)
-        rows["+ meta classifier"] = {"checkpoint": checkpoint, "segments": {"fp": fp, "fn": fn}}
+        meta_file = os.path.join(config.segments_dir(cfg, epoch), "meta_classifier.npz")
+        rows["+ meta classifier"] = {"checkpoint": checkpoint, "segments": {"fp": fp, "fn": fn},
+                                     "identity": f"{identity}, meta classifier {files_identity([meta_file])}"}
     if cfg.stages.pixel_eval:
         stats = load_sml_stats(checkpoint)
         scores = [s for s in SCORES if s != "sml" or stats is not None]
@@ -163,14 +171,12 @@ def save_visualizations(cfg, dataset, epoch, results, removed, out_dir):
 def evaluate_oodmc(cfg, ctx, dataset, epoch):
     """-moment: the OODMC SVM's decision function on its evaluation images, beside the entropy of the same
     checkpoint on the same images. Score maps are saved per image, so an interrupted run continues."""
-    path = os.path.join(config.oodmc_dir(cfg, epoch), "svm.pkl")
+    path = os.path.join(config.oodmc_dir(cfg, epoch), "svm.npz")
     try:
         classifier, settings = load_svm(path)
     except FileNotFoundError:
-        raise SystemExit(f"-moment: no OODMC classifier at {path}; train it with "
-                         f"{config.stage_command(cfg, epoch, '-moment -SVM')}")
-    except ValueError as error:
-        raise SystemExit(f"-moment: {error}")
+        raise UserError(f"-moment: no OODMC classifier at {path}; train it with "
+                        f"{config.stage_command(cfg, epoch, '-moment -SVM')}")
     cache_files = epoch_cache(cfg, dataset, epoch)
     out_dir = os.path.join(config.oodmc_dir(cfg, epoch), "scores")
     evaluated = settings["eval_images"]
@@ -191,7 +197,7 @@ def evaluate_oodmc(cfg, ctx, dataset, epoch):
         cache = read_cache(cache_files[i], ("entropy", "gt_train"))
         label = binary_labels(cache["gt_train"], dataset.train_id_in, dataset.train_id_out)
         valid = label != 255
-        score = np.load(os.path.join(out_dir, f"{i:05d}.npy"))
+        score = np.load(os.path.join(out_dir, f"{i:05d}.npy"), allow_pickle=False)
         svm.update(score[valid], label[valid] == 1)
         entropy.update(cache["entropy"][valid], label[valid] == 1)
         counts = counts + hard_decision_counts(score, label, 0, 1)
@@ -211,6 +217,9 @@ def main(cfg):
         cfg = dataclasses.replace(cfg, stages=dataclasses.replace(stages, pixel_eval=True, segment_eval=True))
     dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), cfg.evalset.fs_split)
     epoch = cfg.evalset.val_epoch
+    check_output_dir(config.results_dir(cfg, epoch), "--io_root")
+    if cfg.stages.export_smiyc:
+        check_output_dir(cfg.stages.export_smiyc, "--export_smiyc")
     if cfg.stages.moment:
         evaluate_oodmc(cfg, ctx, dataset, epoch)  # the one stage that shares its images between processes
     distributed.cleanup()
@@ -226,8 +235,8 @@ def main(cfg):
         return None
     unlabelled = sum(not dataset.has_label(i) for i in range(len(dataset)))
     if unlabelled == len(dataset):
-        raise SystemExit(f"none of the {len(dataset)} frames of {config.valset_name(cfg)} has labels, so there is "
-                         "nothing to measure; --export_smiyc writes the submission files without them")
+        raise UserError(f"none of the {len(dataset)} frames of {config.valset_name(cfg)} has labels, so there is "
+                        "nothing to measure; --export_smiyc writes the submission files without them")
 
     rows = {}
     if epoch != 0:
@@ -238,7 +247,8 @@ def main(cfg):
     evaluated, results, removed = evaluate_checkpoint(cfg, dataset, epoch, with_meta=cfg.stages.segment_eval)
     rows.update(evaluated)
 
-    out_dir = config.results_dir(cfg, epoch)
+    out_dir = config.threshold_results_dir(cfg, epoch)
+    rows = merge_rows(earlier_rows(os.path.join(out_dir, "results.json")), rows)
     if unlabelled:
         print(f"{unlabelled} of {len(dataset)} frames have no labels and are left out of the metrics")
     report = {"valset": config.valset_name(cfg), "num_images": len(dataset), "num_unlabelled": unlabelled,
@@ -258,4 +268,4 @@ def main(cfg):
 
 
 if __name__ == "__main__":
-    main(config.parse_config(GROUPS, get_args_parser().parse_args()))
+    run_script(main, config.parse_config(GROUPS, get_args_parser().parse_args()))

@@ -7,7 +7,6 @@ import collections
 import contextlib
 import dataclasses
 import glob
-import json
 import multiprocessing
 import os
 import shutil
@@ -21,8 +20,11 @@ import config
 from src import distributed
 from src.cache import (cache_arrays, cache_path, checked_cache, checkpoint_identity, is_current, read_cache,
                        write_cache_arrays)
+from src.checks import check_labels, check_output_dir
 from src.dataset import build_valset
-from src.files import atomic_path, save_json
+from src.errors import UserError, run_script
+from src.files import atomic_path, load_json, load_npz, save_json
+from src.identity import label_identities, search_identity
 from src.meta_classifier import classifier_scores, cross_validated_fp_probability, segments_to_dataset
 from src.metaseg.segment_search import (load_all_segments, save_segments, searched_checkpoint, segment_search,
                                        segments_path)
@@ -47,7 +49,7 @@ def epoch_cache(cfg, dataset, epoch):
     """The inference cache files of checkpoint `epoch`, checked to be complete and made by it."""
     return checked_cache(config.cache_dir(cfg, epoch), len(dataset),
                          checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
-                         config.stage_command(cfg, epoch, "-prepare"))
+                         config.stage_command(cfg, epoch, "-prepare"), label_identities(dataset))
 
 
 def prepare(cfg, ctx, dataset, epoch):
@@ -55,12 +57,14 @@ def prepare(cfg, ctx, dataset, epoch):
 
     With --num_workers, worker processes compress and write the files while the network runs on."""
     identity = checkpoint_identity(config.evaluated_checkpoint(cfg, epoch))
+    labels = label_identities(dataset)
     cache_dir = config.cache_dir(cfg, epoch)
-    todo = [i for i in range(len(dataset)) if not is_current(cache_path(cache_dir, i), identity)]
+    todo = [i for i in range(len(dataset)) if not is_current(cache_path(cache_dir, i), identity, labels[i])]
     if ctx.is_main:
         print(f"-prepare: {len(dataset) - len(todo)} of {len(dataset)} images already cached in {cache_dir}")
     mine = distributed.shard(todo, ctx)
     if mine:
+        check_labels(dataset, mine)  # before the first forward pass
         model = epoch_model(cfg, ctx, epoch)
         amp = use_amp(cfg.run.amp, ctx.device)
         workers = cfg.run.num_workers
@@ -72,7 +76,8 @@ def prepare(cfg, ctx, dataset, epoch):
                 job = (cache_path(cache_dir, i), *cache_arrays(torch.softmax(logits, 0)),
                        logits.amax(0).cpu().numpy(), target.numpy().astype(np.uint8), dataset.label_ids(i),
                        {"image_path": dataset.images[i], "frame_name": dataset.frame_name(i),
-                        "has_label": dataset.has_label(i), "checkpoint": identity, "model": cfg.model.MODEL})
+                        "has_label": dataset.has_label(i), "checkpoint": identity, "labels": labels[i],
+                        "model": cfg.model.MODEL})
                 if writers is None:
                     write_cache_arrays(*job)
                     continue
@@ -93,12 +98,12 @@ def _search_one(job):
 
 def search_segments(cfg, ctx, dataset, epoch):
     """Segment search of every image without a results file (this rank's share), in worker processes."""
-    identity = checkpoint_identity(config.evaluated_checkpoint(cfg, epoch))
+    identity = search_identity(checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)), label_identities(dataset))
     cache_files = epoch_cache(cfg, dataset, epoch)
     out_dir = config.segments_dir(cfg, epoch)
     threshold = cfg.evalset.entropy_threshold
     if ctx.is_main and searched_checkpoint(out_dir) not in (None, identity):
-        print(f"-segment: the results in {out_dir} come from another checkpoint's cache; searching again")
+        print(f"-segment: the results in {out_dir} come from another checkpoint's cache or other labels; searching again")
         shutil.rmtree(out_dir)
     distributed.barrier(ctx)
     jobs = [(cache_files[i], segments_path(out_dir, i), threshold, dataset.train_id_out)
@@ -123,16 +128,17 @@ def search_segments(cfg, ctx, dataset, epoch):
 def meta_classify(cfg, dataset, epoch):
     """Cross-validated meta classifier on the segments of `epoch`; saves which segments it removes."""
     if not any(dataset.has_label(i) for i in range(len(dataset))):
-        raise SystemExit(f"-removal: none of the {len(dataset)} frames of {config.valset_name(cfg)} has labels, and "
-                         "the meta classifier learns from them; run it on a labelled set")
+        raise UserError(f"-removal: none of the {len(dataset)} frames of {config.valset_name(cfg)} has labels, and "
+                        "the meta classifier learns from them; run it on a labelled set")
     results = load_all_segments(config.segments_dir(cfg, epoch), len(dataset),
-                                checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
+                                search_identity(checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
+                                                label_identities(dataset)),
                                 config.stage_command(cfg, epoch, "-segment"))
     X, y, groups, names = segments_to_dataset([r["metrics"] for r in results])
     try:
         prob = cross_validated_fp_probability(X, y, groups, mode=cfg.meta.meta_cv)
     except ValueError as error:
-        raise SystemExit(f"-removal: the meta classifier cannot train: {error}")
+        raise UserError(f"-removal: the meta classifier cannot train: {error}")
     scores = classifier_scores(y, prob)
     removed = prob >= 0.5
     out_dir = config.segments_dir(cfg, epoch)
@@ -151,8 +157,7 @@ def same_json(path, obj):
     """Whether the JSON file `path` exists and holds `obj`."""
     if not os.path.isfile(path):
         return False
-    with open(path) as f:
-        return json.load(f) == obj
+    return load_json(path, "delete it and rerun the same command") == obj
 
 
 class CachedLabels:
@@ -183,7 +188,7 @@ def oodmc_training_features(cfg, ctx, dataset, epoch):
         pixels = draw_training_pixels(CachedLabels([cache_files[i] for i in train]), dataset.train_id_in,
                                       dataset.train_id_out, cfg.oodmc.svm_points_num, cfg.run.seed)
     except ValueError as error:
-        raise SystemExit(f"-moment: {error}")
+        raise UserError(f"-moment: {error}")
     out_dir = os.path.join(config.oodmc_dir(cfg, epoch), "train")
     made_with = {**moment_settings(cfg), "seed": cfg.run.seed, "svm_points_num": cfg.oodmc.svm_points_num,
                  "SVM_eval_subsize": cfg.oodmc.SVM_eval_subsize}
@@ -204,7 +209,7 @@ def oodmc_training_features(cfg, ctx, dataset, epoch):
                 features = moment_features(model, image.to(ctx.device), **moment_settings(cfg), seed=cfg.run.seed + i,
                                            pixels=index, amp=use_amp(cfg.run.amp, ctx.device))
             except ValueError as error:
-                raise SystemExit(f"-moment: {error}")
+                raise UserError(f"-moment: {error}")
             with atomic_path(os.path.join(out_dir, f"{i:05d}.npz")) as tmp, open(tmp, "wb") as f:
                 np.savez(f, features=features.T.cpu().numpy(), is_ood=target.numpy().reshape(-1)[index] ==
                          dataset.train_id_out)
@@ -217,13 +222,14 @@ def train_oodmc_svm(cfg, dataset, epoch):
     out_dir = os.path.join(config.oodmc_dir(cfg, epoch), "train")
     files = sorted(glob.glob(os.path.join(out_dir, "*.npz")))
     if not files:
-        raise SystemExit(f"-SVM: no training features in {out_dir}; compute them with "
-                         f"{config.stage_command(cfg, epoch, '-moment')}")
-    data = [np.load(f) for f in files]
+        raise UserError(f"-SVM: no training features in {out_dir}; compute them with "
+                        f"{config.stage_command(cfg, epoch, '-moment')}")
+    data = [load_npz(f, f"delete it and compute it again with {config.stage_command(cfg, epoch, '-moment')}")
+            for f in files]
     features = np.concatenate([d["features"] for d in data])
     is_ood = np.concatenate([d["is_ood"] for d in data])
     classifier = fit_svm(features, is_ood, cfg.run.seed)
-    path = os.path.join(config.oodmc_dir(cfg, epoch), "svm.pkl")
+    path = os.path.join(config.oodmc_dir(cfg, epoch), "svm.npz")
     shutil.rmtree(os.path.join(config.oodmc_dir(cfg, epoch), "scores"), ignore_errors=True)  # made by the old SVM
     save_svm(classifier, {"moments": moment_settings(cfg), "seed": cfg.run.seed, "eval_images": evaluated,
                           "train_images": train, "num_pixels": int(len(is_ood)), "config": cfg.to_dict()}, path)
@@ -239,6 +245,12 @@ def main(cfg):
         stages = dataclasses.replace(stages, metaseg_prepare=True, segment_search=True, fp_removal=True)
     dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), cfg.evalset.fs_split)
     epoch = cfg.evalset.val_epoch
+    check_output_dir(config.run_dir(cfg, epoch), "--io_root")
+    if stages.moment:
+        try:
+            split_images(len(dataset), cfg.oodmc.SVM_eval_subsize, cfg.run.seed)
+        except ValueError as error:
+            raise UserError(f"-moment: {error}")
     started = time.time()
     if stages.metaseg_prepare:
         prepare(cfg, ctx, dataset, epoch)
@@ -256,4 +268,4 @@ def main(cfg):
 
 
 if __name__ == "__main__":
-    main(config.parse_config(GROUPS, get_args_parser().parse_args()))
+    run_script(main, config.parse_config(GROUPS, get_args_parser().parse_args()))

@@ -4,6 +4,7 @@ One process:        python ood_training.py [flags]
 Several processes:  torchrun --nproc_per_node N ood_training.py [flags]
 """
 import json
+import os
 import time
 
 import torch
@@ -14,17 +15,19 @@ from tqdm import tqdm
 
 import config
 from src import distributed
+from src.checks import check_crop, check_output_dir
 from src.dataset import Cityscapes, CityscapesCocoMix, CsCocoEmbedding, transforms as T
-from src.files import atomic_path
+from src.errors import UserError, run_script
 from src.losses import LOSSES
 from src.model import build_model, load_checkpoint
+from src.model.checkpoint import save_checkpoint_file
 from src.runtime import seed_everything, use_amp
 
 GROUPS = {"paths": config.Paths, "run": config.Run, "model": config.Model, "train": config.Training}
 
 
-class TrainingDiverged(RuntimeError):
-    pass
+class TrainingDiverged(UserError):
+    """The loss or a logit left its bounds; the last good checkpoint is unchanged."""
 
 
 def get_args_parser():
@@ -56,8 +59,8 @@ def build_loader(dataset, cfg, ctx, epoch):
     loader = DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler, drop_last=True,
                         num_workers=cfg.run.num_workers, pin_memory=ctx.device.type == "cuda")
     if len(loader) == 0:
-        raise SystemExit(f"{len(dataset)} training images make no full batch of --batch_size {cfg.train.batch_size} "
-                         f"on each of {ctx.world_size} processes; lower --batch_size")
+        raise UserError(f"{len(dataset)} training images make no full batch of --batch_size {cfg.train.batch_size} "
+                        f"on each of {ctx.world_size} processes; lower --batch_size")
     return loader
 
 
@@ -101,7 +104,7 @@ def train_one_epoch(model, optimizer, scaler, autocast, loader, embeddings, cfg,
             raise TrainingDiverged(
                 f"epoch {epoch + 1}, iteration {b}: loss {loss.item():.4g}, largest |logit| {peak.item():.4g} "
                 f"(limit --logit_limit {cfg.train.logit_limit:g}). Training diverged: lower --learning_rate "
-                f"or --pareto_alpha (the logit objective is unbounded)")
+                f"or --pareto_alpha (the logit objective is unbounded); the last good checkpoint is unchanged")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -118,8 +121,25 @@ def save_checkpoint(path, model, optimizer, scaler, epoch, loss, cfg):
              "loss": loss, "config": cfg.to_dict()}
     if scaler.is_enabled():
         state["scaler_state_dict"] = scaler.state_dict()
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_checkpoint_file(state, path)
+
+
+def apply_learning_rate(optimizer, learning_rate):
+    """Set -lr on a restored optimizer (its state holds the old run's rate); returns the rate it had."""
+    saved = optimizer.param_groups[0]["lr"]
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
+    return saved
+
+
+def resume_hint(cfg):
+    """What to type after an interruption: resume from the last checkpoint this run saved, or start again."""
+    start, end = cfg.train.training_starting_epoch, cfg.train.num_training_epochs
+    saved = [e for e in range(start + 1, end + 1) if os.path.isfile(config.checkpoint_path(cfg, e, cfg.train.TRAINSET))]
+    if not saved:
+        return "no epoch was finished; rerun the same command to start again"
+    return (f"epochs up to {saved[-1]} are saved; continue with the same command and -epoch {saved[-1]} "
+            f"(the unfinished epoch is trained again)")
 
 
 def main(cfg):
@@ -130,7 +150,10 @@ def main(cfg):
         print("Config:", json.dumps(cfg.to_dict(), indent=1))
     start_epoch, end_epoch = cfg.train.training_starting_epoch, cfg.train.num_training_epochs
     if start_epoch >= end_epoch:
-        raise SystemExit(f"-epoch {start_epoch} is already at or past -nepochs {end_epoch}: nothing to train")
+        raise UserError(f"-epoch {start_epoch} is already at or past -nepochs {end_epoch}: nothing to train")
+    # before any work: where the checkpoints go, and whether -crop fits the images
+    check_output_dir(os.path.dirname(config.checkpoint_path(cfg, end_epoch, cfg.train.TRAINSET)), "--io_root")
+    check_crop(build_dataset(cfg, start_epoch).images, cfg.train.crop_size)
 
     seed_everything(cfg.run.seed)
     model = build_model(cfg.model.MODEL, config.NUM_CLASSES).to(ctx.device)
@@ -140,10 +163,13 @@ def main(cfg):
         path = config.checkpoint_path(cfg, start_epoch, cfg.train.TRAINSET)
         state = load_checkpoint(model, path)
         optimizer.load_state_dict(state["optimizer_state_dict"])
+        saved_lr = apply_learning_rate(optimizer, cfg.train.learning_rate)
         if amp and "scaler_state_dict" in state:
             scaler.load_state_dict(state["scaler_state_dict"])
         if ctx.is_main:
             print(f"Resuming after epoch {state['epoch']} from {path}")
+            if saved_lr != cfg.train.learning_rate:
+                print(f"-lr {cfg.train.learning_rate:g} applied (the checkpoint's optimizer had {saved_lr:g})")
     elif config.init_checkpoint(cfg):
         load_checkpoint(model, config.init_checkpoint(cfg))
         if ctx.is_main:
@@ -173,8 +199,5 @@ def main(cfg):
 
 
 if __name__ == "__main__":
-    args = config.parse_config(GROUPS, get_args_parser().parse_args())
-    try:
-        main(args)
-    except TrainingDiverged as error:
-        raise SystemExit(f"ood_training.py: {error}. The last good checkpoint is unchanged.")
+    cfg = config.parse_config(GROUPS, get_args_parser().parse_args())
+    run_script(main, cfg, interrupted=lambda: resume_hint(cfg))

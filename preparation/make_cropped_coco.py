@@ -17,6 +17,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from config import Paths  # noqa: E402
 from src.dataset.coco import load_instances, select_ood_images  # noqa: E402
+from src.errors import run_script  # noqa: E402
 from src.files import atomic_path  # noqa: E402
 
 
@@ -78,4 +79,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

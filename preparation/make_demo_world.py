@@ -45,6 +45,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from src.errors import run_script  # noqa: E402
 from src.files import atomic_path, save_json  # noqa: E402
 
 # street: (H, W) of every street scene; cityscapes: (train, val) images; lost_and_found: (test, train);
@@ -1424,4 +1425,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

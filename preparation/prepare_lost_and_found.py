@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from config import Paths  # noqa: E402
 from src.dataset.listing import convert_label_files, find_files  # noqa: E402
 from src.dataset.lost_and_found import train_ids_from_label_ids  # noqa: E402
+from src.errors import run_script  # noqa: E402
 
 
 def prepare_lost_and_found(root):
@@ -35,4 +36,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -7,14 +7,17 @@ and attributes saying which image and which checkpoint made it. Compressed with 
 10-20 MiB per 1024x2048 image against the original's 152 MiB (bench/cache_size.py).
 """
 import glob
+import io
 import os
 
 import h5py
 import numpy as np
 import torch
 
-from src.files import atomic_path
+from src.errors import UserError
 from src.evaluation.scores import normalized_entropy_tensor
+from src.files import atomic_path
+from src.identity import checkpoint_identity  # noqa: F401  (the identity every cache user compares)
 
 # level 1: higher levels gain 5% in size and cost several times the time
 _COMPRESSION = dict(compression="gzip", compression_opts=1, shuffle=True)
@@ -23,14 +26,6 @@ FIELDS = ("probs", "entropy", "max_logit", "gt_train", "gt_label")
 
 def cache_path(cache_dir, index):
     return os.path.join(cache_dir, f"{index:05d}.h5")
-
-
-def checkpoint_identity(path):
-    """What identifies a checkpoint file: its path, size and modification time."""
-    if not path:
-        return "random initialisation"
-    stat = os.stat(path)
-    return f"{os.path.abspath(path)} ({stat.st_size} bytes, modified {int(stat.st_mtime)})"
 
 
 def cache_arrays(probs):
@@ -53,7 +48,9 @@ def write_cache(path, probs, max_logit, gt_train, gt_label, attrs):
 def write_cache_arrays(path, probs16, entropy, max_logit, gt_train, gt_label, attrs):
     """write_cache from the arrays of cache_arrays (the compression alone, for writer processes)."""
     rows = min(probs16.shape[1], 256)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    # built in memory: HDF5 crashes the process when the disk fills under it, Python's own write fails cleanly
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
         f.create_dataset("probs", data=probs16, chunks=(1, rows, probs16.shape[2]), **_COMPRESSION)
         f.create_dataset("entropy", data=entropy, chunks=(rows, probs16.shape[2]), **_COMPRESSION)
         f.create_dataset("max_logit", data=np.asarray(max_logit, dtype=np.float32), chunks=(rows, probs16.shape[2]),
@@ -62,6 +59,8 @@ def write_cache_arrays(path, probs16, entropy, max_logit, gt_train, gt_label, at
         f.create_dataset("gt_label", data=gt_label.astype(np.uint8), **_COMPRESSION)
         for key, value in attrs.items():
             f.attrs[key] = value
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        out.write(buffer.getbuffer())
 
 
 def read_cache(path, fields=FIELDS):
@@ -83,28 +82,42 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def is_current(path, identity):
-    """True when `path` is a readable cache file of this format made by the checkpoint `identity` (an
-    interrupted write leaves no file: writes are atomic)."""
+def is_current(path, identity, labels=None):
+    """True when `path` is a readable cache file of this format made by the checkpoint `identity` (and, when
+    given, from the label files of identity `labels`); an interrupted write leaves no file: writes are atomic."""
     try:
         with h5py.File(path, "r") as f:
-            return all(key in f for key in FIELDS) and f.attrs.get("checkpoint") == identity
+            return (all(key in f for key in FIELDS) and f.attrs.get("checkpoint") == identity
+                    and (labels is None or f.attrs.get("labels") == labels))
     except OSError:
         return False
 
 
-def checked_cache(cache_dir, num_images, identity, make_command):
+def checked_cache(cache_dir, num_images, identity, make_command, labels=None):
     """Paths of the `num_images` cache files of a run, after checking that all exist and were made by the
-    checkpoint `identity` (see checkpoint_identity); else SystemExit saying what is wrong and `make_command`."""
+    checkpoint `identity` (see src.identity) from the labels `labels` (one identity per image, or None);
+    else UserError saying what is wrong and `make_command`."""
     paths = [cache_path(cache_dir, i) for i in range(num_images)]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         found = len(glob.glob(os.path.join(cache_dir, "*.h5")))
-        raise SystemExit(f"The inference cache {cache_dir} has {found} of {num_images} images "
-                         f"(first missing: {os.path.basename(missing[0])}). Make it with: {make_command}")
+        raise UserError(f"The inference cache {cache_dir} has {found} of {num_images} images "
+                        f"(first missing: {os.path.basename(missing[0])}). Make it with: {make_command}")
     stale = [p for p in paths if not is_current(p, identity)]
     if stale:
-        raise SystemExit(f"{len(stale)} files of the inference cache were made by another checkpoint or an older "
-                         f"version: {stale[0]} by {read_attrs(stale[0]).get('checkpoint')}, not {identity}. Rebuild "
-                         f"them with: {make_command}")
+        made_by = _attr(stale[0], "checkpoint")
+        raise UserError(f"{len(stale)} files of the inference cache were made by another checkpoint or an older "
+                        f"version: {stale[0]} by {made_by}, not {identity}. Rebuild them with: {make_command}")
+    relabelled = [p for p, label in zip(paths, labels or [None] * num_images) if not is_current(p, identity, label)]
+    if relabelled:
+        raise UserError(f"the labels of {len(relabelled)} images changed since they were cached (first: "
+                        f"{relabelled[0]}); cache them again with: {make_command}")
     return paths
+
+
+def _attr(path, key):
+    """One attribute of a cache file, or a word saying that the file cannot be read."""
+    try:
+        return read_attrs(path).get(key)
+    except OSError:
+        return "an unreadable (damaged) file"

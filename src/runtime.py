@@ -5,6 +5,8 @@ import random
 import numpy as np
 import torch
 
+from src.errors import UserError
+
 
 def resolve_device(name):
     """torch.device for --device: auto picks CUDA when available, else CPU."""
@@ -13,16 +15,16 @@ def resolve_device(name):
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise SystemExit(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N")
+        raise UserError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {name} asks for CUDA, but no CUDA device is available; use --device cpu")
+        raise UserError(f"--device {name} asks for CUDA, but no CUDA device is available; use --device cpu")
     return device
 
 
 def use_amp(setting, device):
     """Whether --amp (auto/on/off) enables float16 autocast on `device`."""
     if setting == "on" and device.type != "cuda":
-        raise SystemExit("--amp on needs a CUDA device; use --amp off or auto on CPU")
+        raise UserError("--amp on needs a CUDA device; use --amp off or auto on CPU")
     return device.type == "cuda" and setting != "off"
 
 

@@ -11,6 +11,7 @@ from src.dataset import (COCO, VALSETS, Cityscapes, CityscapesCocoMix, CsCocoEmb
                          RoadAnomaly21, RoadObstacle21)
 from src.dataset import transforms as T
 from src.dataset.cs_coco_embedding import paste_object
+from src.errors import UserError
 
 
 def _pair(height, width):
@@ -179,7 +180,7 @@ def test_cityscapes_coco_mix_has_all_cityscapes_plus_a_seeded_coco_share(prepare
     again = [CityscapesCocoMix(*roots, subsampling_factor=0.25, seed=3).images for _ in range(2)]
     assert again[0] == again[1]
     assert len(CityscapesCocoMix(*roots, subsampling_factor=0.1)) == 4  # round(0.4) COCO images
-    with pytest.raises(ValueError, match="only 2 prepared"):
+    with pytest.raises(UserError, match="only 2 prepared"):
         CityscapesCocoMix(*roots, subsampling_factor=1.0)
 
 

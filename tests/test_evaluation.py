@@ -19,6 +19,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from src.cache import cache_path, checkpoint_identity, read_cache, write_cache
 from src.dataset import build_valset
+from src.errors import UserError
+from src.identity import label_identities
 from src.metaseg.segment_search import load_segments, segment_search
 from src.model import build_model, load_checkpoint
 from src.evaluation.pixel_metrics import PixelMetrics
@@ -49,7 +51,7 @@ def run(tiny_checkpoints, prepared_world, tmp_path_factory):
     run_stage3(prepared_world, io_root, *common, "-epoch", "1", "--sml_stats")
     second = run_stage3(prepared_world, io_root, *common, "-epoch", "1", "--num_visualizations", "2")
     return SimpleNamespace(io_root=io_root, baseline=baseline, checkpoint=checkpoint, first=first, second=second,
-                           results=io_root / "results" / "LostAndFound" / TRAINED)
+                           results=io_root / "results" / "LostAndFound" / TRAINED / "t0.7")
 
 
 def load_model(checkpoint):
@@ -137,10 +139,11 @@ def test_evaluation_counts_hand_made_segments_and_removals(tiny_checkpoints, pre
     meta classifier file: evaluation -segment reports the hand counts."""
     _, trained = tiny_checkpoints
     run_folder = tmp_path / "LostAndFound" / f"{MODEL}_baseline"
+    labels = label_identities(build_valset("LostAndFound", str(prepared_world / "lost_and_found"), "Static"))
     for i, scene in enumerate(SCENES):
         probs, gt_train, gt_label = scene_arrays(**scene)
         attrs = {"image_path": "", "frame_name": NAMES[i], "has_label": True,
-                 "checkpoint": checkpoint_identity(str(trained)), "model": MODEL}
+                 "checkpoint": checkpoint_identity(str(trained)), "labels": labels[i], "model": MODEL}
         max_logit = np.log(probs.max(axis=0))  # logits that give these probabilities
         write_cache(cache_path(run_folder / "cache", i), probs, max_logit, gt_train, gt_label, attrs)
     common = ["-epoch", "0", "--init_ckpt", str(trained)]
@@ -321,7 +324,7 @@ def test_missing_inputs_stop_evaluation_naming_the_command_that_makes_them(tiny_
                 ("3 of 3 segment results are missing", "-segment"),
                 ("meta_classifier.npz is missing; train the meta classifier with: ", "-removal")]
     for text, stage in expected:
-        with pytest.raises(SystemExit) as error:
+        with pytest.raises(UserError) as error:
             run_stage3(prepared_world, tmp_path, *common, "--num_visualizations", "0")
         message = str(error.value)
         assert text in message

@@ -20,6 +20,8 @@ import evaluation
 import meta_classification
 from src.cache import checkpoint_identity, is_current, read_attrs, read_cache, write_cache
 from src.dataset import build_valset
+from src.errors import UserError
+from src.identity import label_identities
 from src.metaseg.segment_search import entropy_mask, load_segments, segment_search
 
 MODEL = "DeepLabV3+_TinyResNet"
@@ -174,11 +176,11 @@ def test_a_cache_of_another_checkpoint_is_refused_by_segment_and_evaluation_and_
     other = epoch0(baseline)  # the same run folder, now for another checkpoint
     for stage in (lambda: run_stage2(prepared_world, io_root, *other, "-segment"),
                   lambda: run_stage3(prepared_world, io_root, *other)):
-        with pytest.raises(SystemExit) as error:
+        with pytest.raises(UserError) as error:
             stage()
         message = str(error.value)
         assert "3 files of the inference cache were made by another checkpoint" in message
-        assert str(trained) in message and checkpoint_identity(str(baseline)) in message
+        assert checkpoint_identity(str(trained)) in message and checkpoint_identity(str(baseline)) in message
         assert "Rebuild them with: python meta_classification.py -prepare -val LostAndFound" in message
         assert "-epoch 0 " in message and message.endswith(f"--init_ckpt {baseline}")
     assert not (run_dir(io_root) / "segments_t0.7").exists()
@@ -202,14 +204,14 @@ def test_segments_of_another_checkpoint_are_refused_and_searched_again(prepared_
     run_stage2(prepared_world, io_root, *other, "-prepare")
     for stage in (lambda: run_stage2(prepared_world, io_root, *other, "-removal"),
                   lambda: run_stage3(prepared_world, io_root, *other, "-segment")):
-        with pytest.raises(SystemExit, match="come from the cache of another checkpoint.*search again with: "
+        with pytest.raises(UserError, match="come from the cache of another checkpoint.*search again with: "
                                              "python meta_classification.py -segment"):
             stage()
     capsys.readouterr()
     run_stage2(prepared_world, io_root, *other, "-segment")
-    assert "come from another checkpoint's cache; searching again" in capsys.readouterr().out
+    assert "come from another checkpoint's cache or other labels; searching again" in capsys.readouterr().out
     summary = json.loads((run_dir(io_root) / "segments_t0.7" / "segments.json").read_text())
-    assert summary["checkpoint"] == checkpoint_identity(str(baseline))
+    assert summary["checkpoint"].startswith(checkpoint_identity(str(baseline)) + ", labels ")
 
 
 # ---- the segment search driver
@@ -232,7 +234,7 @@ def test_segment_search_covers_every_image_alike_with_0_and_2_workers_and_resume
         found += len(result["metrics"]["iou0"])
     assert found > 0, "the tiny world gave no segment: this test checks nothing"
     summary = json.loads((segments_dir / "segments.json").read_text())
-    assert summary["checkpoint"] == checkpoint_identity(str(checkpoints[1]))
+    assert summary["checkpoint"].startswith(checkpoint_identity(str(checkpoints[1])) + ", labels ")
     assert summary["entropy_threshold"] == 0.7 and summary["num_images"] == 3
 
     expected = load_segments(segments_dir / "00001.npz")
@@ -279,7 +281,7 @@ def test_removal_writes_a_classifier_that_agrees_with_the_segment_results(
 
 def test_without_segments_removal_stops_saying_why(prepared_world, checkpoints, prepared, tmp_path):
     io_root = copy_io(prepared, tmp_path)
-    with pytest.raises(SystemExit, match=r"^-removal: the meta classifier cannot train: no OoD segments were found"):
+    with pytest.raises(UserError, match=r"^-removal: the meta classifier cannot train: no OoD segments were found"):
         run_stage2(prepared_world, io_root, *epoch0(checkpoints[1]), "-threshold", "1.0")
     segments_dir = run_dir(io_root) / "segments_t1.0"
     for name in NAMES:
@@ -311,10 +313,11 @@ def test_segments_of_the_float16_cache_equal_those_of_the_float32_softmax(prepar
     expected = segment_search(probs, gt_train, gt_label, 0.7, 2)
     assert len(expected["metrics"]["S"]) == 1
     cache_dir = run_dir(tmp_path) / "cache"
-    for name in NAMES:
+    labels = label_identities(build_valset("LostAndFound", str(prepared_world / "lost_and_found"), "Static"))
+    for name, label in zip(NAMES, labels):
         write_cache(cache_dir / f"{name}.h5", probs, np.log(probs.max(axis=0)), gt_train, gt_label,
                     {"image_path": "", "frame_name": name, "has_label": True,
-                     "checkpoint": checkpoint_identity(str(checkpoints[1])), "model": MODEL})
+                     "checkpoint": checkpoint_identity(str(checkpoints[1])), "labels": label, "model": MODEL})
     run_stage2(prepared_world, tmp_path, *epoch0(checkpoints[1]), "-segment")
     for name in NAMES:
         found = load_segments(run_dir(tmp_path) / "segments_t0.7" / f"{name}.npz")

@@ -1,4 +1,5 @@
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -6,6 +7,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
+from src.errors import UserError
 from src.model import build_model
 from src.model.deeplab import upsample
 from src.oodmc.moments import StreamingMoments, moment_features, num_features
@@ -344,20 +346,35 @@ def test_hard_decision_counts_and_metrics_hand_derived():
     assert math.isnan(hard_decision_metrics([0, 0, 3, 4])["precision"])
 
 
-def test_save_load_round_trip(tmp_path):
+def test_save_load_round_trip_gives_the_decisions_of_the_sklearn_classifier(tmp_path):
     features, label = separable_scene(0)
     pixels = draw_training_pixels([label], in_id=1, ood_id=2, num_pixels=200, seed=0)[0]
     classifier = fit_svm(features.flatten(1)[:, pixels].T.numpy(), label.reshape(-1)[pixels] == 2, seed=0)
     settings = {"moment_num": 8, "moment_order": 4, "moment_weight": 0.5, "moment_source": "logits"}
-    path = tmp_path / "svm" / "oodmc.pkl"
+    path = tmp_path / "svm" / "svm.npz"
     save_svm(classifier, settings, path)
+    with np.load(path, allow_pickle=False) as data:  # plain arrays only: nothing in it can run code
+        assert all(data[name].dtype != object for name in data.files)
     loaded, loaded_settings = load_svm(path)
     assert loaded_settings == settings
-    assert np.array_equal(decision_map(loaded, features), decision_map(classifier, features))
+    sklearn_scores = classifier.decision_function(features.flatten(1).T.numpy()).reshape(features.shape[1:])
+    scores = decision_map(loaded, features)
+    assert np.allclose(scores, sklearn_scores, rtol=1e-4, atol=1e-4)
+    assert np.array_equal(scores > 0, classifier.predict(features.flatten(1).T.numpy()).reshape(scores.shape) == 1)
     with pytest.raises(TypeError, match="plain dict"):
-        save_svm(classifier, {"device": torch.device("cpu")}, tmp_path / "bad.pkl")
-    (tmp_path / "other.pkl").write_bytes(b"not a pickle")
-    with pytest.raises(ValueError, match="not an OODMC classifier"):
-        load_svm(tmp_path / "other.pkl")
+        save_svm(classifier, {"device": torch.device("cpu")}, tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("content", [b"not an npz", pickle.dumps({"format": "meta-ood oodmc svm v1"}), None],
+                         ids=["bytes", "old pickle", "other npz"])
+def test_load_svm_refuses_other_files_in_one_line(tmp_path, content):
+    path = tmp_path / "svm.npz"
+    if content is None:
+        np.savez(path, features=np.zeros(3))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(UserError, match="meta_classification.py -moment -SVM") as error:
+        load_svm(path)
+    assert str(path) in str(error.value) and "\n" not in str(error.value)
     with pytest.raises(FileNotFoundError, match="meta_classification.py -moment -SVM"):
-        load_svm(tmp_path / "missing.pkl")
+        load_svm(tmp_path / "missing.npz")

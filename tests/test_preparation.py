@@ -16,6 +16,7 @@ from preparation.prepare_cityscapes import prepare_cityscapes
 from preparation.prepare_coco_segmentation import prepare_coco_segmentation
 from preparation.prepare_lost_and_found import prepare_lost_and_found
 from src.dataset.cs_coco_embedding import generate_cs_coco_embedding
+from src.errors import UserError
 from tests.conftest import CROPPED_COCO_MIN_AREA, CS_PER_COCO, EMBEDDING_CROP_SIZE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -91,7 +92,7 @@ def test_lost_and_found_train_ids_follow_the_spec_table(prepared_world):
 
 def test_lost_and_found_preparation_rejects_ids_outside_the_table(tmp_path):
     _label_image(tmp_path, "lost_and_found/gtCoarse/test/01_seq/01_seq_000000_000010_gtCoarse_labelIds.png", [1, 44])
-    with pytest.raises(ValueError, match=r"01_seq_000000_000010_gtCoarse_labelIds.png.*\[44\]"):
+    with pytest.raises(UserError, match=r"01_seq_000000_000010_gtCoarse_labelIds.png.*\[44\]"):
         prepare_lost_and_found(tmp_path / "lost_and_found")
 
 
@@ -136,7 +137,7 @@ def test_extra_excluded_categories_remove_masks_and_a_rerun_restores_them(prepar
     restored = prepare_coco_segmentation(root)
     assert restored["written"] == removed["removed"] and restored["removed"] == 0
     assert sorted(path.name for path in folder.glob("*.png")) == before
-    with pytest.raises(ValueError, match=r"\[999\]"):
+    with pytest.raises(UserError, match=r"\[999\]"):
         prepare_coco_segmentation(root, exclude_categories=[999])
 
 
@@ -205,7 +206,7 @@ def test_scripts_report_what_they_found_and_that_a_rerun_writes_nothing(prepared
 
 
 def test_cs_coco_embedding_refuses_other_settings_on_an_existing_folder(prepared_world):
-    with pytest.raises(ValueError, match="delete it"):
+    with pytest.raises(UserError, match="delete it"):
         generate_cs_coco_embedding(prepared_world / "cityscapes", prepared_world / "cropped_coco",
                                    prepared_world / "cs_coco_embedding", CS_PER_COCO, EMBEDDING_CROP_SIZE, seed=1)
 

@@ -17,6 +17,7 @@ import config
 import evaluation
 from src.cache import cache_path, read_cache
 from src.dataset import build_valset
+from src.errors import UserError
 from src.metaseg.segment_search import load_segments
 from tests.test_meta_classification import MODEL, run_stage2, run_stage3
 
@@ -172,13 +173,13 @@ def assert_says_no_frame_is_labelled(error, tmp_path_factory):
 @pytest.mark.parametrize("stages", [[], ["-pixel"], ["-segment"]], ids=["default", "pixel", "segment"])
 def test_evaluation_without_labelled_frames_says_so(unlabelled, tmp_path_factory, stages):
     data_root, io_root, common = unlabelled
-    with pytest.raises(SystemExit) as error:
+    with pytest.raises(UserError) as error:
         run_stage3(data_root, io_root, *common, *stages, "--num_visualizations", "0")
     assert_says_no_frame_is_labelled(error, tmp_path_factory)
 
 
 def test_removal_without_labelled_frames_says_so(unlabelled, tmp_path_factory):
     data_root, io_root, common = unlabelled
-    with pytest.raises(SystemExit) as error:
+    with pytest.raises(UserError) as error:
         run_stage2(data_root, io_root, *common, "-removal")
     assert_says_no_frame_is_labelled(error, tmp_path_factory)

@@ -19,6 +19,7 @@ def _label_id_to_train_id():
 class Cityscapes(LabelledImages):
     num_classes = 19
     ignore_index = 255
+    label_values = (*range(19), 255)  # train ids
     class_names = tuple(label.name for label in sorted(
         (label for label in CITYSCAPES_LABELS if 0 <= label.trainId < 255), key=lambda label: label.trainId))
     # Official labelIds -> train ids, from the label table of cityscapesscripts.

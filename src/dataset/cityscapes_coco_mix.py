@@ -4,6 +4,7 @@ from torch.utils.data import Dataset
 
 from src.dataset.cityscapes import Cityscapes
 from src.dataset.coco import COCO
+from src.errors import UserError
 
 
 class CityscapesCocoMix(Dataset):
@@ -23,7 +24,7 @@ class CityscapesCocoMix(Dataset):
         self.coco = COCO(coco_root, split, transform, background=coco_background)
         num_coco = round(subsampling_factor * len(self.cityscapes))
         if num_coco > len(self.coco):
-            raise ValueError(f"subsampling_factor {subsampling_factor} asks for {num_coco} COCO images per epoch "
+            raise UserError(f"--ood_subsampling_factor {subsampling_factor} asks for {num_coco} COCO images per epoch "
                              f"({subsampling_factor} x {len(self.cityscapes)} Cityscapes images), but {coco_root} "
                              f"has only {len(self.coco)} prepared ones; lower the factor")
         rng = np.random.default_rng(seed)

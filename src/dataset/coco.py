@@ -9,6 +9,7 @@ import pycocotools.coco
 from PIL import Image
 
 from src.dataset.listing import LabelledImages, find_files, load_label, require_labels
+from src.errors import UserError
 
 BACKGROUNDS = ("road", "ignore")
 
@@ -17,6 +18,7 @@ class COCO(LabelledImages):
     train_id_in = 0
     train_id_out = 254
     ignore_index = 255
+    label_values = (0, 254, 255)  # after load_target: the background as 0 or 255
     min_image_size = 480
     # Cityscapes classes that also occur in COCO: person, bicycle, car, motorcycle, bus, truck,
     # traffic light, stop sign. Images holding any of them are no OoD proxy.
@@ -68,7 +70,8 @@ def select_ood_images(coco_api, extra_excluded=(), min_size=COCO.min_image_size)
     """
     unknown = sorted(set(extra_excluded) - set(coco_api.cats))
     if unknown:
-        raise ValueError(f"excluded category ids {unknown} are no categories of this COCO annotation file")
+        raise UserError(f"--exclude_categories {unknown} are no categories of this COCO annotation file; pass ids "
+                        f"of instances_train2017.json")
     excluded = set(COCO.excluded_category_ids) | set(extra_excluded)
     return sorted(image_id for image_id, info in coco_api.imgs.items()
                   if info["height"] >= min_size and info["width"] >= min_size

@@ -10,7 +10,6 @@ and where every sample came from.
     python src/dataset/cs_coco_embedding.py --data_root ./datasets [--cs_per_coco 40 --crop_size 480 --seed 0]
 """
 import argparse
-import json
 import os
 import sys
 import zlib
@@ -24,7 +23,8 @@ if __name__ == "__main__":  # run as a script: make the repository root importab
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from src.dataset.cityscapes import Cityscapes  # noqa: E402
 from src.dataset.listing import LabelledImages, find_files, load_label, require_labels  # noqa: E402
-from src.files import atomic_path, save_json  # noqa: E402
+from src.errors import UserError, run_script  # noqa: E402
+from src.files import atomic_path, load_json, save_json  # noqa: E402
 
 OOD_TRAIN_ID = 254
 
@@ -32,6 +32,7 @@ OOD_TRAIN_ID = 254
 class CsCocoEmbedding(LabelledImages):
     train_id_out = OOD_TRAIN_ID
     ignore_index = 255
+    label_values = (*range(19), OOD_TRAIN_ID, 255)  # Cityscapes train ids and the pasted objects
     num_classes = Cityscapes.num_classes
 
     def __init__(self, root, transform=None):
@@ -87,10 +88,9 @@ def generate_cs_coco_embedding(cs_root, cropped_coco_root, out_root, cs_per_coco
     manifest_path = os.path.join(out_root, "manifest.json")
     old_manifest = None
     if os.path.isfile(manifest_path):
-        with open(manifest_path) as f:
-            old_manifest = json.load(f)
+        old_manifest = load_json(manifest_path, f"delete {out_root} to make it anew")
         if old_manifest["settings"] != settings:
-            raise ValueError(f"{out_root} was made with {old_manifest['settings']}, not {settings}; "
+            raise UserError(f"{out_root} was made with {old_manifest['settings']}, not {settings}; "
                              "delete it to make it anew, or pass the same settings")
     cityscapes = Cityscapes(cs_root, "train")
     data_root = os.path.dirname(os.path.normpath(cropped_coco_root))
@@ -148,4 +148,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

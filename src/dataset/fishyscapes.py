@@ -12,6 +12,7 @@ class Fishyscapes(LabelledImages):
     train_id_in = 0
     train_id_out = 1
     ignore_index = 255
+    label_values = (0, 1, 255)
 
     def __init__(self, root, split="Static", transform=None):
         if split not in SPLITS:

@@ -8,6 +8,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from src.checks import IMAGE_ERRORS, check_target, open_image, read_image
+from src.errors import UserError
 from src.files import atomic_path
 
 
@@ -38,29 +40,37 @@ def require_labels(images, labels, dataset, pattern, hint, missing="images have 
 
 
 def load_label(path):
-    """A label png as a PIL 'L' image of its raw values (palette images give their indices)."""
-    label = Image.open(path)
-    if label.mode == "L":
-        return label
-    if label.mode == "P":
+    """A label png as a PIL 'L' image of its raw values (palette images give their indices), decoded; a
+    missing, truncated or undecodable file is a UserError naming it."""
+    label = open_image(path, "label")
+    if label.mode not in ("L", "P"):
+        raise UserError(f"label {path} has mode {label.mode}; expected a single-channel 8-bit png (mode L or P)")
+    try:
         return Image.fromarray(np.asarray(label, dtype=np.uint8))
-    raise ValueError(f"label {path} has mode {label.mode}; expected a single-channel 8-bit png (mode L or P)")
+    except IMAGE_ERRORS as error:
+        raise UserError(f"label {path} cannot be decoded ({error}); replace it with a good copy") from None
 
 
 class LabelledImages(Dataset):
     """Images paired by position with label pngs: a subclass's constructor fills `images`, `targets` and
-    `transform`. An item is (PIL RGB image, PIL 'L' target), or what the joint transform makes of them."""
+    `transform`. An item is (PIL RGB image, PIL 'L' target), or what the joint transform makes of them.
+    A target holding a value outside `label_values` (of load_target's result) is a UserError naming the file."""
 
     def __len__(self):
         return len(self.images)
+
+    def label_files(self, i):
+        """The files the labels of item i are read from (a cache made from them is stale when they change)."""
+        return [self.targets[i]]
 
     def load_target(self, i, image):
         """The target of item i (a subclass may remap it); `image` is its PIL image."""
         return load_label(self.targets[i])
 
     def __getitem__(self, i):
-        image = Image.open(self.images[i]).convert("RGB")
+        image = read_image(self.images[i])
         target = self.load_target(i, image)
+        check_target(target, self.targets[i], self.label_values, type(self).__name__, image.size, self.images[i])
         if self.transform is not None:
             image, target = self.transform(image, target)
         return image, target
@@ -79,7 +89,7 @@ def convert_label_files(label_files, convert, desc):
         try:
             train_ids = convert(np.asarray(load_label(path)))
         except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
+            raise UserError(f"{path}: {error}; is it a label-id file of this dataset?") from None
         with atomic_path(out) as tmp:
             Image.fromarray(train_ids).save(tmp)
         written += 1

@@ -23,6 +23,7 @@ class LostAndFound(LabelledImages):
     train_id_out = 2
     train_id_non_hazard = 0
     ignore_index = 255
+    label_values = (0, 1, 2, 255)  # train ids
     # gtCoarse labelIds: 0 unlabelled / out of ROI, 1 free road, then the objects.
     void_label_id = 0
     free_label_id = 1
@@ -53,6 +54,9 @@ class LostAndFound(LabelledImages):
                        f"gtCoarse/{split}/<seq>/*_gtCoarse_labelTrainIds.png",
                        f"run `python preparation/prepare_lost_and_found.py --data_root {data_root}` to make "
                        "them from *_gtCoarse_labelIds.png")
+
+    def label_files(self, i):
+        return [self.targets[i], self.annotations[i]]
 
     def label_ids(self, i):
         """(H, W) uint8: the official gtCoarse labelIds of image i."""

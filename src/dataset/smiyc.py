@@ -18,6 +18,7 @@ class _SegmentMeIfYouCanTrack(LabelledImages):
     train_id_in = 0
     train_id_out = 1
     ignore_index = 255
+    label_values = (0, 1, 255)
 
     def __init__(self, root, transform=None):
         """root: the track's folder (<data_root>/dataset_AnomalyTrack or dataset_ObstacleTrack)."""

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from src.files import atomic_path, save_json
+from src.files import atomic_path, load_json, save_json
 
 
 def _percent(value):
@@ -29,6 +29,29 @@ def results_table(rows):
     lines += [f"| {name} | {score} | {_percent(r['auroc'])} | {_percent(r['ap'])} | {_percent(r['fpr95'])} |"
               for name, row in rows.items() for score, r in row.get("pixel", {}).items()]
     return "\n".join(lines) + "\n"
+
+
+def earlier_rows(path):
+    """The rows of the results file `path` (results.json) of an earlier run, or {} when there is none."""
+    if not os.path.isfile(path):
+        return {}
+    return load_json(path, "delete it and rerun the evaluation without stage flags").get("rows", {})
+
+
+def merge_rows(earlier, new):
+    """The rows of an earlier results file updated with those of a later, maybe partial run: `-pixel` after a
+    full evaluation keeps the segment columns. A row whose "identity" changed (another checkpoint, other labels,
+    another meta classifier) is replaced whole, so numbers of different inputs never share a row.
+    Order: baseline, the checkpoints, "+ meta classifier"."""
+    merged = {name: dict(row) for name, row in earlier.items()}
+    for name, row in new.items():
+        if merged.get(name, {}).get("identity") == row.get("identity"):
+            merged[name].update(row)
+        else:
+            merged[name] = dict(row)
+    rank = {"baseline": 0, "+ meta classifier": 2}
+    order = list(new) + [name for name in earlier if name not in new]
+    return {name: merged[name] for name in sorted(order, key=lambda name: (rank.get(name, 1), order.index(name)))}
 
 
 def oodmc_table(report):

@@ -5,13 +5,13 @@ scipy.stats.entropy); the compiled metrics then find the predicted OoD segments 
 OoD components and describe each. One compressed .npz per image holds the result, with the layout of
 the golden files: `pred/<key>`, `gt/<key>`, `components`, `gt_components`.
 """
-import json
 import os
 
 import numpy as np
 from scipy.stats import entropy
 
-from src.files import atomic_path
+from src.errors import UserError
+from src.files import atomic_path, load_json, load_npz
 from src.metaseg.metrics import compute_metrics_components, compute_metrics_mask
 
 
@@ -53,16 +53,16 @@ def save_segments(path, result):
 
 def load_segments(path):
     """Read a file written by save_segments: the same dict segment_search returned."""
-    with np.load(path) as data:
-        result = {"metrics": {}, "gt_metrics": {}}
-        for name in data.files:
-            side, _, key = name.partition("/")
-            if side == "pred":
-                result["metrics"][key] = data[name].tolist()
-            elif side == "gt":
-                result["gt_metrics"][key] = data[name].tolist()
-            else:
-                result[name] = data[name]
+    data = load_npz(path, "delete it and search again with meta_classification.py -segment (the same flags)")
+    result = {"metrics": {}, "gt_metrics": {}}
+    for name, values in data.items():
+        side, _, key = name.partition("/")
+        if side == "pred":
+            result["metrics"][key] = values.tolist()
+        elif side == "gt":
+            result["gt_metrics"][key] = values.tolist()
+        else:
+            result[name] = values
     if "components" not in result or "gt_components" not in result:
         raise ValueError(f"{path} holds no segment maps: it was not written by save_segments")
     return result
@@ -77,19 +77,18 @@ def searched_checkpoint(out_dir):
     path = os.path.join(out_dir, "segments.json")
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return json.load(f)["checkpoint"]
+    return load_json(path, "delete the folder and search again with meta_classification.py -segment").get("checkpoint")
 
 
 def load_all_segments(out_dir, num_images, identity, make_command):
     """The segment results of images 0..num_images-1 in `out_dir`, after checking that they were searched in
-    the cache of the checkpoint `identity`; else SystemExit naming `make_command`."""
+    the cache of the checkpoint `identity`; else UserError naming `make_command`."""
     if searched_checkpoint(out_dir) not in (None, identity):
-        raise SystemExit(f"the segment results in {out_dir} come from the cache of another checkpoint "
-                         f"({searched_checkpoint(out_dir)}, not {identity}); search again with: {make_command}")
+        raise UserError(f"the segment results in {out_dir} come from the cache of another checkpoint or other labels "
+                        f"({searched_checkpoint(out_dir)}, not {identity}); search again with: {make_command}")
     paths = [segments_path(out_dir, i) for i in range(num_images)]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
-        raise SystemExit(f"{len(missing)} of {num_images} segment results are missing in {out_dir} (first: "
-                         f"{os.path.basename(missing[0])}); make them with: {make_command}")
+        raise UserError(f"{len(missing)} of {num_images} segment results are missing in {out_dir} (first: "
+                        f"{os.path.basename(missing[0])}); make them with: {make_command}")
     return [load_segments(p) for p in paths]

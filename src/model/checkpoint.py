@@ -1,13 +1,16 @@
-"""Loading weights: the one place that reads a checkpoint into a model, strictly."""
+"""Loading weights: the one place that reads a checkpoint into a model, strictly; and writing a checkpoint file."""
 import os
 
 import torch
+
+from src.errors import UserError
+from src.files import atomic_path
 
 PREFIX = "module."  # written by DataParallel / DistributedDataParallel; the published WideResNet38 files have it
 SHOWN_KEYS = 5
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError):
     """A checkpoint file that is missing, unreadable or does not fit the model."""
 
 
@@ -68,3 +71,33 @@ def load_checkpoint(model, path):
         raise CheckpointError("\n".join(lines))
     model.load_state_dict(state, strict=True)
     return checkpoint
+
+
+class _RecordingWriter:
+    """A file wrapper that keeps the OSError of a failed write: torch.save reports it as a RuntimeError."""
+
+    def __init__(self, file):
+        self.file = file
+        self.error = None
+
+    def write(self, data):
+        try:
+            return self.file.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+
+    def flush(self):
+        return self.file.flush()
+
+
+def save_checkpoint_file(state, path):
+    """torch.save(state) to `path` atomically; a failed write (a full disk) raises its OSError naming `path`."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        writer = _RecordingWriter(f)
+        try:
+            torch.save(state, writer)
+        except RuntimeError:
+            if writer.error is None:
+                raise
+            raise writer.error from None

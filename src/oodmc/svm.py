@@ -3,9 +3,9 @@
 Labels use the evaluation encoding: one id for in-distribution pixels, one for OoD pixels (OoD is the
 positive class); every other value (void, ignored) takes no part.
 """
+import dataclasses
 import json
 import os
-import pickle
 
 import numpy as np
 import torch
@@ -13,9 +13,31 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from src.files import atomic_path
+from src.errors import UserError
+from src.files import atomic_path, load_npz
 
-FILE_FORMAT = "meta-ood oodmc svm v1"
+# v2: plain arrays in an npz (v1 was a pickle, which runs code when read)
+FILE_FORMAT = "meta-ood oodmc svm v2"
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearSvm:
+    """What the decision function of fit_svm's Pipeline needs: (x - mean) / scale . coef + intercept.
+
+    mean, scale, coef: (F,) float64; intercept: float. Higher = more OoD.
+    """
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    @classmethod
+    def from_pipeline(cls, classifier):
+        scaler, svm = classifier.named_steps["scaler"], classifier.named_steps["svm"]
+        if list(svm.classes_) != [0, 1]:
+            raise ValueError(f"the SVM's classes are {list(svm.classes_)}; expected [0, 1] (1 = OoD) as fit_svm makes")
+        return cls(np.asarray(scaler.mean_, np.float64), np.asarray(scaler.scale_, np.float64),
+                   np.asarray(svm.coef_[0], np.float64), float(svm.intercept_[0]))
 
 
 def draw_training_pixels(labels, in_id, ood_id, num_pixels, seed):
@@ -75,21 +97,20 @@ def fit_svm(features, is_ood, seed, C=1.0):
 def decision_map(classifier, features):
     """The classifier's decision function at every pixel, computed where `features` lives (e.g. the GPU).
 
-    classifier: a Pipeline from fit_svm. features: (F, H, W) or (F, k) float32 tensor (or array).
-    Returns a float32 array of shape features.shape[1:]; higher = more OoD, > 0 = predicted OoD. It
-    equals classifier.decision_function on the pixels' feature vectors.
+    classifier: a LinearSvm (as load_svm returns) or a Pipeline from fit_svm. features: (F, H, W) or (F, k)
+    float32 tensor (or array). Returns a float32 array of shape features.shape[1:]; higher = more OoD,
+    > 0 = predicted OoD. It equals the Pipeline's decision_function on the pixels' feature vectors.
     """
-    scaler, svm = classifier.named_steps["scaler"], classifier.named_steps["svm"]
-    if list(svm.classes_) != [0, 1]:
-        raise ValueError(f"the SVM's classes are {list(svm.classes_)}; expected [0, 1] (1 = OoD) as fit_svm makes")
+    if not isinstance(classifier, LinearSvm):
+        classifier = LinearSvm.from_pipeline(classifier)
     features = torch.as_tensor(features)
-    if features.shape[0] != len(scaler.mean_):
+    if features.shape[0] != len(classifier.mean):
         raise ValueError(f"features have {features.shape[0]} channels; the classifier was fitted on "
-                         f"{len(scaler.mean_)}")
+                         f"{len(classifier.mean)}")
     # the scaler folded into the SVM's weights; centring channel by channel keeps float32 accurate
-    weights = svm.coef_[0] / scaler.scale_
-    score = torch.full(features.shape[1:], float(svm.intercept_[0]), dtype=torch.float32, device=features.device)
-    for channel, (mean, weight) in enumerate(zip(scaler.mean_, weights)):
+    weights = classifier.coef / classifier.scale
+    score = torch.full(features.shape[1:], classifier.intercept, dtype=torch.float32, device=features.device)
+    for channel, (mean, weight) in enumerate(zip(classifier.mean, weights)):
         score += (features[channel].float() - float(mean)) * float(weight)
     return score.cpu().numpy()
 
@@ -121,28 +142,33 @@ def hard_decision_metrics(counts):
 
 
 def save_svm(classifier, settings, path):
-    """Write the fitted classifier and the settings it was made with (a plain, JSON-able dict), atomically."""
+    """Write the fitted classifier (a Pipeline of fit_svm, or a LinearSvm) and the settings it was made with
+    (a plain, JSON-able dict) as one npz of plain arrays, atomically."""
     try:
-        json.dumps(settings)
+        settings_json = json.dumps(settings)
     except TypeError as error:
         raise TypeError(f"settings must be a plain dict of JSON values: {error}") from None
+    linear = classifier if isinstance(classifier, LinearSvm) else LinearSvm.from_pipeline(classifier)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        pickle.dump({"format": FILE_FORMAT, "classifier": classifier, "settings": dict(settings)}, f)
+        np.savez(f, format=np.array(FILE_FORMAT), settings=np.array(settings_json), mean=linear.mean,
+                 scale=linear.scale, coef=linear.coef, intercept=np.array(linear.intercept))
 
 
 def load_svm(path):
-    """Read a file of save_svm. Returns (classifier Pipeline, settings dict)."""
+    """Read a file of save_svm. Returns (LinearSvm, settings dict).
+
+    Never runs code from the file (allow_pickle=False); any other kind of file is a one-line UserError.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no OODMC classifier at {path}; train one with meta_classification.py -moment -SVM")
-    with open(path, "rb") as f:
-        try:
-            saved = pickle.load(f)
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
-            raise ValueError(f"{path} is not an OODMC classifier file ({error})") from None
-    if not isinstance(saved, dict) or saved.get("format") != FILE_FORMAT:
-        raise ValueError(f"{path} is not an OODMC classifier file (expected format {FILE_FORMAT!r}); "
-                         "train one with meta_classification.py -moment -SVM")
-    return saved["classifier"], saved["settings"]
+    remedy = "train it again with meta_classification.py -moment -SVM"
+    data = load_npz(path, remedy)
+    if str(data.get("format")) != FILE_FORMAT or not {"mean", "scale", "coef", "intercept", "settings"} <= set(data):
+        raise UserError(f"{path} is not an OODMC classifier file of this version (expected {FILE_FORMAT!r}); {remedy}")
+    linear = LinearSvm(data["mean"].astype(np.float64), data["scale"].astype(np.float64),
+                       data["coef"].astype(np.float64), float(data["intercept"]))
+    settings = json.loads(str(data["settings"]))
+    return linear, settings
 
 
 def split_images(num_images, eval_size, seed):
