@@ -16,7 +16,7 @@ from src.cache import cache_path, checked_cache, checkpoint_identity, read_cache
 from src.checks import check_output_dir
 from src.dataset import Cityscapes, build_valset, transforms as T
 from src.errors import UserError, run_script
-from src.files import atomic_path, load_json, load_npz, save_json
+from src.files import atomic_path, load_json, load_npy, load_npz, save_json
 from src.identity import files_identity, label_identities, search_identity
 from src.metaseg.segment_search import load_all_segments
 from src.model import infer_dataset, load_model
@@ -197,7 +197,7 @@ def evaluate_oodmc(cfg, ctx, dataset, epoch):
         cache = read_cache(cache_files[i], ("entropy", "gt_train"))
         label = binary_labels(cache["gt_train"], dataset.train_id_in, dataset.train_id_out)
         valid = label != 255
-        score = np.load(os.path.join(out_dir, f"{i:05d}.npy"), allow_pickle=False)
+        score = load_npy(os.path.join(out_dir, f"{i:05d}.npy"), "delete it and rerun the same command")
         svm.update(score[valid], label[valid] == 1)
         entropy.update(cache["entropy"][valid], label[valid] == 1)
         counts = counts + hard_decision_counts(score, label, 0, 1)

@@ -22,7 +22,7 @@ from src.cache import (cache_arrays, cache_path, checked_cache, checkpoint_ident
                        write_cache_arrays)
 from src.checks import check_labels, check_output_dir
 from src.dataset import build_valset
-from src.errors import UserError, run_script
+from src.errors import UserError, ignore_interrupt, run_script
 from src.files import atomic_path, load_json, load_npz, save_json
 from src.identity import label_identities, search_identity
 from src.meta_classifier import classifier_scores, cross_validated_fp_probability, segments_to_dataset
@@ -69,7 +69,8 @@ def prepare(cfg, ctx, dataset, epoch):
         amp = use_amp(cfg.run.amp, ctx.device)
         workers = cfg.run.num_workers
         # fork: the writers need h5py alone and must start before the data loader's workers
-        with multiprocessing.get_context("fork").Pool(workers) if workers else contextlib.nullcontext() as writers:
+        with multiprocessing.get_context("fork").Pool(workers, ignore_interrupt) if workers else \
+                contextlib.nullcontext() as writers:
             pending = collections.deque()
             for i, logits, target in infer_dataset(model, dataset, ctx.device, amp, mine, workers,
                                                    progress=ctx.is_main):
@@ -119,7 +120,7 @@ def search_segments(cfg, ctx, dataset, epoch):
             _search_one(job)
     else:
         # fork: the workers need numpy and the compiled metrics only, and spawning would re-import torch in each
-        with multiprocessing.get_context("fork").Pool(cfg.run.num_workers) as pool:
+        with multiprocessing.get_context("fork").Pool(cfg.run.num_workers, ignore_interrupt) as pool:
             for _ in tqdm(pool.imap_unordered(_search_one, mine), **bar):
                 pass
     distributed.barrier(ctx)

@@ -7,6 +7,7 @@ traceback.
 """
 import errno
 import os
+import signal
 import sys
 
 
@@ -23,8 +24,8 @@ def _os_error_message(error):
     """One line for an OSError the user's files or disk caused, or None for any other OSError."""
     path = error.filename if error.filename is not None else "a file"
     if error.errno in _FULL:
-        return (f"no space left to write {path} ({error.strerror}); free space on that disk (or point --io_root "
-                f"elsewhere) and {RESUME}")
+        return (f"no space left to write {path} ({error.strerror}); free space on that disk (or pass another "
+                f"--io_root) and run again: the files written before are kept, and no partial file was left")
     if isinstance(error, FileNotFoundError):
         if error.filename is None:  # raised by our own code with a full message
             return str(error)
@@ -58,6 +59,12 @@ def user_message(error):
     if "Original Traceback" in message:  # re-raised from a DataLoader worker: the original's last line
         message = message.rstrip().splitlines()[-1].partition(": ")[2]
     return "; ".join(line.strip() for line in message.strip().splitlines() if line.strip())
+
+
+def ignore_interrupt():
+    """Initializer of worker processes: Ctrl-C reaches every process of the terminal's group, and the main
+    process alone reports it (and ends the workers), so that the user sees one line, not one traceback each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_script(main, *args, interrupted=RESUME):

@@ -49,17 +49,39 @@ def load_json(path, remedy):
         raise UserError(f"{path} is not a readable JSON file ({error}); {remedy}") from None
 
 
+def load_npy(path, remedy):
+    """The array of the .npy file `path`, read with allow_pickle=False so that it never runs code; a pickle, a
+    truncated file or another kind of file is a UserError ending in `remedy` (what to do)."""
+    return _load_numpy(path, remedy, "npy")
+
+
 def load_npz(path, remedy):
-    """{name: array} of the npz file `path`, read with allow_pickle=False so that it never runs code; a pickle,
-    a truncated file or another kind of file is a UserError ending in `remedy` (what to do)."""
-    refused = f"{path} is not a readable npz file of this project"
+    """{name: array} of the npz file `path`, read as load_npy reads."""
+    data = _load_numpy(path, remedy, "npz")
+    with data:
+        try:
+            return {name: data[name] for name in data.files}
+        except _NUMPY_ERRORS as error:  # a damaged member: the archive is read lazily
+            raise UserError(_refusal(path, "npz", error, remedy)) from None
+
+
+# what np.load raises for a pickle (with allow_pickle=False), a truncated file or no numpy file at all
+_NUMPY_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile)
+
+
+def _load_numpy(path, remedy, kind):
     try:
         data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):  # an .npy file: one array, no archive
-            raise UserError(f"{refused} (a single array); {remedy}")
-        with data:
-            return {name: data[name] for name in data.files}
     except FileNotFoundError:
         raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:  # a pickle, truncated, not numpy
-        raise UserError(f"{refused} ({type(error).__name__}: {str(error).split('. ')[0]}); {remedy}") from None
+    except _NUMPY_ERRORS as error:
+        raise UserError(_refusal(path, kind, error, remedy)) from None
+    if isinstance(data, np.lib.npyio.NpzFile) != (kind == "npz"):
+        raise UserError(_refusal(path, kind, "an npz archive" if kind == "npy" else "a single array", remedy))
+    return data
+
+
+def _refusal(path, kind, reason, remedy):
+    if isinstance(reason, Exception):  # numpy's first sentence; the rest advises loading unsafely
+        reason = f"{type(reason).__name__}: {str(reason).split('. ')[0]}"
+    return f"{path} is not a readable {kind} file of this project ({reason}); {remedy}"

@@ -2,6 +2,7 @@
 (254 on objects, 0 elsewhere), written by preparation/prepare_coco_segmentation.py."""
 import contextlib
 import io
+import json
 import os
 
 import numpy as np
@@ -57,8 +58,11 @@ def load_instances(root, split="train"):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"COCO: {path} does not exist; download the COCO 2017 annotations "
                                 f"(annotations/instances_{split}2017.json) into {root}")
-    with contextlib.redirect_stdout(io.StringIO()):
-        return pycocotools.coco.COCO(path)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return pycocotools.coco.COCO(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"COCO: {path} is not a readable JSON file ({error}); download the annotations again") from None
 
 
 def select_ood_images(coco_api, extra_excluded=(), min_size=COCO.min_image_size):
