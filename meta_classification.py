@@ -72,19 +72,23 @@ def prepare(cfg, ctx, dataset, epoch):
         with multiprocessing.get_context("fork").Pool(workers, ignore_interrupt) if workers else \
                 contextlib.nullcontext() as writers:
             pending = collections.deque()
-            for i, logits, target in infer_dataset(model, dataset, ctx.device, amp, mine, workers,
-                                                   progress=ctx.is_main):
-                job = (cache_path(cache_dir, i), *cache_arrays(torch.softmax(logits, 0)),
-                       logits.amax(0).cpu().numpy(), target.numpy().astype(np.uint8), dataset.label_ids(i),
-                       {"image_path": dataset.images[i], "frame_name": dataset.frame_name(i),
-                        "has_label": dataset.has_label(i), "checkpoint": identity, "labels": labels[i],
-                        "model": cfg.model.MODEL})
-                if writers is None:
-                    write_cache_arrays(*job)
-                    continue
-                pending.append(writers.apply_async(write_cache_arrays, job))
-                while len(pending) > 2 * workers:  # bounds the images held in memory
-                    pending.popleft().get()
+            try:
+                for i, logits, target in infer_dataset(model, dataset, ctx.device, amp, mine, workers,
+                                                       progress=ctx.is_main):
+                    job = (cache_path(cache_dir, i), *cache_arrays(torch.softmax(logits, 0)),
+                           logits.amax(0).cpu().numpy(), target.numpy().astype(np.uint8), dataset.label_ids(i),
+                           {"image_path": dataset.images[i], "frame_name": dataset.frame_name(i),
+                            "has_label": dataset.has_label(i), "checkpoint": identity, "labels": labels[i],
+                            "model": cfg.model.MODEL})
+                    if writers is None:
+                        write_cache_arrays(*job)
+                        continue
+                    pending.append(writers.apply_async(write_cache_arrays, job))
+                    while len(pending) > 2 * workers:  # bounds the images held in memory
+                        pending.popleft().get()
+            finally:  # an error or Ctrl-C during inference still keeps the images already computed
+                for result in pending:
+                    result.wait()
             for result in pending:
                 result.get()
     distributed.barrier(ctx)

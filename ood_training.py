@@ -152,6 +152,7 @@ def main(cfg):
     if start_epoch >= end_epoch:
         raise UserError(f"-epoch {start_epoch} is already at or past -nepochs {end_epoch}: nothing to train")
     # before any work: where the checkpoints go, and whether -crop fits the images
+    check_output_dir(cfg.paths.io_root, "--io_root")
     check_output_dir(os.path.dirname(config.checkpoint_path(cfg, end_epoch, cfg.train.TRAINSET)), "--io_root")
     check_crop(build_dataset(cfg, start_epoch).images, cfg.train.crop_size)
 
