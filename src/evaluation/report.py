@@ -43,14 +43,19 @@ def merge_rows(earlier, new):
     full evaluation keeps the segment columns. A row whose "identity" changed (another checkpoint, other labels,
     another meta classifier) is replaced whole, so numbers of different inputs never share a row.
     Order: baseline, the checkpoints, "+ meta classifier"."""
-    merged = {name: dict(row) for name, row in earlier.items()}
+    current = {row.get("checkpoint"): row.get("identity", "") for row in new.values()}
+    # an earlier row of a checkpoint evaluated now, made from other inputs ("+ meta classifier" after the
+    # checkpoint was retrained) would mix numbers of different inputs: it goes
+    merged = {name: dict(row) for name, row in earlier.items()
+              if row.get("checkpoint") not in current or str(row.get("identity", "")).startswith(
+                  current[row.get("checkpoint")])}
     for name, row in new.items():
         if merged.get(name, {}).get("identity") == row.get("identity"):
             merged[name].update(row)
         else:
             merged[name] = dict(row)
     rank = {"baseline": 0, "+ meta classifier": 2}
-    order = list(new) + [name for name in earlier if name not in new]
+    order = list(new) + [name for name in merged if name not in new]
     return {name: merged[name] for name in sorted(order, key=lambda name: (rank.get(name, 1), order.index(name)))}
 
 
