@@ -7,13 +7,12 @@ import dataclasses
 import os
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 import config
 from src import distributed
 from src.cache import cache_path, checked_cache, checkpoint_identity, read_cache
-from src.checks import check_output_dir
+from src.checks import check_output_dir, read_image
 from src.dataset import Cityscapes, build_valset, transforms as T
 from src.errors import UserError, run_script
 from src.files import atomic_path, load_json, load_npy, load_npz, save_json
@@ -162,7 +161,7 @@ def save_visualizations(cfg, dataset, epoch, results, removed, out_dir):
         cache = read_cache(cache_path(cache_dir, i), ("entropy", "gt_train"))
         before = results[i]["components"] != 0
         after = before & ~removed_masks_of(results, removed)(i)
-        save_overlay(np.asarray(Image.open(dataset.images[i]).convert("RGB")),
+        save_overlay(np.asarray(read_image(dataset.images[i])),
                      binary_labels(cache["gt_train"], dataset.train_id_in, dataset.train_id_out),
                      cache["entropy"], before, after,
                      os.path.join(out_dir, "overlays", f"{i:05d}_{dataset.frame_name(i)}.png"), dataset.frame_name(i))

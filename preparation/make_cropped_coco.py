@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from config import Paths  # noqa: E402
+from src.checks import read_image  # noqa: E402
 from src.dataset.coco import load_instances, select_ood_images  # noqa: E402
 from src.errors import run_script  # noqa: E402
 from src.files import atomic_path  # noqa: E402
@@ -56,8 +57,7 @@ def make_cropped_coco(coco_root, out_root, min_area=1000, exclude_categories=())
                 continue
             objects += 1
             if image is None:
-                image = np.asarray(Image.open(os.path.join(coco_root, "train2017", f"{image_id:012d}.jpg"))
-                                   .convert("RGB"))
+                image = np.asarray(read_image(os.path.join(coco_root, "train2017", f"{image_id:012d}.jpg")))
             with atomic_path(out) as tmp:
                 Image.fromarray(crop_object(image, mask)).save(tmp)
             written += 1

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 if __name__ == "__main__":  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from src.checks import open_image, read_image  # noqa: E402
 from src.dataset.cityscapes import Cityscapes  # noqa: E402
 from src.dataset.listing import LabelledImages, find_files, load_label, require_labels  # noqa: E402
 from src.errors import UserError, run_script  # noqa: E402
@@ -103,7 +104,7 @@ def generate_cs_coco_embedding(cs_root, cropped_coco_root, out_root, cs_per_coco
         rng = np.random.default_rng([seed, zlib.crc32(object_name.encode())])
         obj = None
         for k, cs_index in enumerate(rng.choice(len(cityscapes), size=per_object, replace=False)):
-            width, height = Image.open(cityscapes.images[cs_index]).size
+            width, height = open_image(cityscapes.images[cs_index]).size
             centre = random_centre(rng, height, width)
             top, left, bottom, right = centre_window(height, width, centre, crop_size)
             name = f"{object_name}_{k}.png"
@@ -116,8 +117,8 @@ def generate_cs_coco_embedding(cs_root, cropped_coco_root, out_root, cs_per_coco
                 existing += 1
                 continue
             if obj is None:
-                obj = np.asarray(Image.open(object_path).convert("RGB"))
-            image, target = paste_object(np.asarray(Image.open(cityscapes.images[cs_index]).convert("RGB")),
+                obj = np.asarray(read_image(object_path))
+            image, target = paste_object(np.asarray(read_image(cityscapes.images[cs_index])),
                                          np.asarray(load_label(cityscapes.targets[cs_index])), obj, centre)
             with atomic_path(target_path) as tmp:
                 Image.fromarray(target[top:bottom, left:right]).save(tmp)
