@@ -24,6 +24,7 @@ import pytest
 import torch
 from PIL import Image
 
+from src.errors import UserError
 from src.identity import sidecar_path
 from src.oodmc.svm import load_svm
 from tests.test_meta_classification import MODEL
@@ -408,8 +409,9 @@ def test_a_real_process_exits_with_status_1_and_one_line(evaluated, prepared_wor
     result = run_process("evaluation.py", *stage_args(prepared_world, io_root, tiny_checkpoints[1], "-moment", *OODMC))
     assert not marker.exists()
     assert_refused(result, "evaluation.py", svm, "meta_classification.py -moment -SVM")
-    with pytest.raises(Exception):
+    with pytest.raises(UserError, match="not a readable npz file"):
         load_svm(svm)
+    assert not marker.exists()
 
 
 def test_ctrl_c_ends_with_status_130_and_says_how_to_continue(prepared_world, tiny_checkpoints, tmp_path):
