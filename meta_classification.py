@@ -108,7 +108,8 @@ def search_segments(cfg, ctx, dataset, epoch):
     out_dir = config.segments_dir(cfg, epoch)
     threshold = cfg.evalset.entropy_threshold
     if ctx.is_main and searched_checkpoint(out_dir) not in (None, identity):
-        print(f"-segment: the results in {out_dir} come from another checkpoint's cache or other labels; searching again")
+        print(f"-segment: the results in {out_dir} come from another checkpoint's cache or other labels; "
+              "searching again")
         shutil.rmtree(out_dir)
     distributed.barrier(ctx)
     jobs = [(cache_files[i], segments_path(out_dir, i), threshold, dataset.train_id_out)
