@@ -74,7 +74,8 @@ def load_checkpoint(model, path):
 
 
 class _RecordingWriter:
-    """A file wrapper that keeps the OSError of a failed write: torch.save reports it as a RuntimeError."""
+    """A file wrapper that keeps what interrupted a write (a full disk's OSError, Ctrl-C's KeyboardInterrupt):
+    torch.save turns it into a RuntimeError."""
 
     def __init__(self, file):
         self.file = file
@@ -83,7 +84,7 @@ class _RecordingWriter:
     def write(self, data):
         try:
             return self.file.write(data)
-        except OSError as error:
+        except (OSError, KeyboardInterrupt) as error:
             self.error = error
             raise
 
@@ -92,7 +93,8 @@ class _RecordingWriter:
 
 
 def save_checkpoint_file(state, path):
-    """torch.save(state) to `path` atomically; a failed write (a full disk) raises its OSError naming `path`."""
+    """torch.save(state) to `path` atomically; a failed write raises its own error (a full disk's OSError naming
+    `path`, or Ctrl-C's KeyboardInterrupt), not torch's RuntimeError."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         writer = _RecordingWriter(f)
         try:
