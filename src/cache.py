@@ -7,7 +7,6 @@ and attributes saying which image and which checkpoint made it. Compressed with 
 10-20 MiB per 1024x2048 image against the original's 152 MiB (bench/cache_size.py).
 """
 import glob
-import io
 import os
 
 import h5py
@@ -48,9 +47,9 @@ def write_cache(path, probs, max_logit, gt_train, gt_label, attrs):
 def write_cache_arrays(path, probs16, entropy, max_logit, gt_train, gt_label, attrs):
     """write_cache from the arrays of cache_arrays (the compression alone, for writer processes)."""
     rows = min(probs16.shape[1], 256)
-    # built in memory: HDF5 crashes the process when the disk fills under it, Python's own write fails cleanly
-    buffer = io.BytesIO()
-    with h5py.File(buffer, "w") as f:
+    # built in memory (HDF5's own driver, no Python callbacks for Ctrl-C to land in): HDF5 crashes the process
+    # when the disk fills under it, Python's own write below fails cleanly
+    with h5py.File(os.path.basename(path), "w", driver="core", backing_store=False) as f:
         f.create_dataset("probs", data=probs16, chunks=(1, rows, probs16.shape[2]), **_COMPRESSION)
         f.create_dataset("entropy", data=entropy, chunks=(rows, probs16.shape[2]), **_COMPRESSION)
         f.create_dataset("max_logit", data=np.asarray(max_logit, dtype=np.float32), chunks=(rows, probs16.shape[2]),
@@ -59,8 +58,10 @@ def write_cache_arrays(path, probs16, entropy, max_logit, gt_train, gt_label, at
         f.create_dataset("gt_label", data=gt_label.astype(np.uint8), **_COMPRESSION)
         for key, value in attrs.items():
             f.attrs[key] = value
+        f.flush()
+        image = f.id.get_file_image()
     with atomic_path(path) as tmp, open(tmp, "wb") as out:
-        out.write(buffer.getbuffer())
+        out.write(image)
 
 
 def read_cache(path, fields=FIELDS):
