@@ -209,6 +209,15 @@ def evaluate_oodmc(cfg, ctx, dataset, epoch):
     return report
 
 
+def count_unlabelled(cfg, dataset):
+    """How many frames have no labels; SystemExit when none has, since then there is nothing to measure."""
+    unlabelled = sum(not dataset.has_label(i) for i in range(len(dataset)))
+    if unlabelled == len(dataset):
+        raise SystemExit(f"none of the {len(dataset)} frames of {config.valset_name(cfg)} has labels, so there is "
+                         "nothing to measure; --export_smiyc writes the submission files without them")
+    return unlabelled
+
+
 def external_meta_classifier(cfg, maps):
     """(segment results, removed segments per frame, fill value) of the --scores_from maps; each None when
     meta_classification.py has not searched them (or not run -removal) at this threshold."""
@@ -263,10 +272,7 @@ def evaluate_external(cfg, dataset):
         print(f"--export_smiyc: {len(maps)} score maps after the meta classifier -> {cfg.stages.export_smiyc}")
     if not (cfg.stages.pixel_eval or cfg.stages.segment_eval):
         return None
-    unlabelled = sum(not dataset.has_label(i) for i in range(len(dataset)))
-    if unlabelled == len(dataset):
-        raise UserError(f"none of the {len(dataset)} frames of {config.valset_name(cfg)} has labels, -val; nothing to "
-                        "measure (--export_smiyc alone writes the maps after the meta classifier)")
+    unlabelled = count_unlabelled(cfg, dataset)
     rows = {"external": {"scores_from": os.path.abspath(cfg.scores.scores_from)}}
     if results is not None:
         fp, fn = count_segment_errors(results)
@@ -322,10 +328,7 @@ def main(cfg):
         export_smiyc(cfg, dataset, epoch, cfg.stages.export_smiyc)
     if not (cfg.stages.pixel_eval or cfg.stages.segment_eval):
         return None
-    unlabelled = sum(not dataset.has_label(i) for i in range(len(dataset)))
-    if unlabelled == len(dataset):
-        raise SystemExit(f"none of the {len(dataset)} frames of {config.valset_name(cfg)} has labels, so there is "
-                         "nothing to measure; --export_smiyc writes the submission files without them")
+    unlabelled = count_unlabelled(cfg, dataset)
 
     rows = {}
     if epoch != 0:

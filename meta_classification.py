@@ -113,16 +113,20 @@ def search_segments(cfg, ctx, dataset, epoch):
         save_json({"checkpoint": identity, "entropy_threshold": threshold,
                    "num_images": len(dataset), "config": cfg.to_dict()}, os.path.join(out_dir, "segments.json"))
     mine = distributed.shard(jobs, ctx)
-    bar = dict(total=len(mine), desc="segment search", unit="image", disable=not ctx.is_main)
-    if cfg.run.num_workers == 0:
-        for job in tqdm(mine, **bar):
-            _search_one(job)
-    else:
-        # fork: the workers need numpy and the compiled metrics only, and spawning would re-import torch in each
-        with multiprocessing.get_context("fork").Pool(cfg.run.num_workers) as pool:
-            for _ in tqdm(pool.imap_unordered(_search_one, mine), **bar):
-                pass
+    run_jobs(_search_one, mine, cfg.run.num_workers, dict(desc="segment search", unit="image", disable=not ctx.is_main))
     distributed.barrier(ctx)
+
+
+def run_jobs(function, jobs, workers, bar):
+    """function(job) for every job, in `workers` processes (none: in this one), with a tqdm bar of settings `bar`."""
+    if workers == 0:
+        for job in tqdm(jobs, total=len(jobs), **bar):
+            function(job)
+        return
+    # fork: the workers need numpy and the compiled metrics only, and spawning would re-import torch in each
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for _ in tqdm(pool.imap_unordered(function, jobs), total=len(jobs), **bar):
+            pass
 
 
 def require_labels(cfg, dataset):
@@ -204,14 +208,7 @@ def search_external_segments(cfg, dataset, maps, epoch):
           f"searched in {out_dir}")
     save_json({"checkpoint": source, "threshold": threshold, "score_quantile": quantile, "families": families,
                "num_images": len(dataset), "config": cfg.to_dict()}, os.path.join(out_dir, "segments.json"))
-    bar = dict(total=len(jobs), desc="segment search", unit="frame")
-    if cfg.run.num_workers == 0:
-        for job in tqdm(jobs, **bar):
-            _search_external_one(job)
-    else:
-        with multiprocessing.get_context("fork").Pool(cfg.run.num_workers) as pool:
-            for _ in tqdm(pool.imap_unordered(_search_external_one, jobs), **bar):
-                pass
+    run_jobs(_search_external_one, jobs, cfg.run.num_workers, dict(desc="segment search", unit="frame"))
 
 
 def external_stages(cfg, dataset, stages, epoch):
