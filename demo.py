@@ -55,7 +55,7 @@ STEPS = [
 # Any method's score maps (--scores_from): two "external" maps made from the OoD-trained small model, in the
 # SegmentMeIfYouCan submission layout, searched for segments, meta-classified and evaluated before / after.
 EXTERNAL_DIR = os.path.join(IO, "external_maps")
-EXTERNAL = {"max_softmax": ["-threshold", "0.5"], "noisy_entropy": ["--score_quantile", "0.9"]}
+EXTERNAL = {"max_softmax": ["-threshold", "0.5"], "noisy_entropy": ["--score_quantile", "0.98"]}
 for kind, segments_at in EXTERNAL.items():
     maps = os.path.join(EXTERNAL_DIR, kind)
     STEPS += [

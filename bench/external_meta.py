@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "DeepLabV3+_TinyResNet"
 BASELINE_EPOCHS, OOD_EPOCHS = 30, 6  # as demo.py
-MAPS = {"max_softmax": ["-threshold", "0.5"], "noisy_entropy": ["--score_quantile", "0.9"]}
+MAPS = {"max_softmax": ["-threshold", "0.5"], "noisy_entropy": ["--score_quantile", "0.98"]}
 
 
 def run(*argv):
