@@ -151,6 +151,20 @@ class Oodmc:
 
 
 @dataclass(frozen=True)
+class ScoresFrom:
+    scores_from: str = setting("", "directory of any method's anomaly score maps in the SegmentMeIfYouCan submission "
+                                   "layout (<frame>.hdf5 with a dataset 'value', higher = more anomalous) to search "
+                                   "segments in and evaluate instead of the checkpoint's entropy; off when empty")
+    score_quantile: float = setting(0.0, "with --scores_from: segments are the pixels whose score is >= this quantile "
+                                         "of the scores of all non-void pixels (for maps not in [0, 1]); 0: the "
+                                         "score >= -threshold", low=0.0, high=1.0)
+    metric_families: str = setting("auto", "with --scores_from, the segment metrics: score_map (the score map alone), "
+                                           "all (plus the MetaSeg metrics of the evaluated checkpoint's softmax, from "
+                                           "its -prepare cache) or auto (all when that cache exists)",
+                                   choices=("auto", "score_map", "all"))
+
+
+@dataclass(frozen=True)
 class Config:
     """The resolved settings of one run; groups an entry script does not use are None."""
     paths: Paths
@@ -161,6 +175,7 @@ class Config:
     meta: MetaStages = None
     stages: EvalStages = None
     oodmc: Oodmc = None
+    scores: ScoresFrom = None
 
     def to_dict(self):
         return {name: dataclasses.asdict(group) for name, group in vars(self).items() if group is not None}
@@ -228,7 +243,7 @@ def settings_markdown():
         return help.replace("%%", "%").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
 
     lines = ["| group | flag(s) | default | help |", "|---|---|---|---|"]
-    for group in (Paths, Run, Model, Training, EvalSet, MetaStages, EvalStages, Oodmc):
+    for group in (Paths, Run, Model, Training, EvalSet, MetaStages, EvalStages, Oodmc, ScoresFrom):
         for f in dataclasses.fields(group):
             flags = ", ".join(f"`{name}`" for name in (*f.metadata["flags"], f"--{f.name}"))
             default = ('""' if f.default == "" else str(f.default)).replace("|", "\\|")
@@ -302,6 +317,27 @@ def results_dir(cfg, epoch):
 def threshold_results_dir(cfg, epoch):
     """The pixel and segment results of one checkpoint at one -threshold (the segment numbers depend on it)."""
     return os.path.join(results_dir(cfg, epoch), f"t{cfg.evalset.entropy_threshold}")
+def scores_name(cfg):
+    """The name of the --scores_from directory, which names its outputs."""
+    return os.path.basename(os.path.normpath(cfg.scores.scores_from))
+
+
+def external_segments_dir(cfg):
+    """Segments and meta classifier of the --scores_from maps at one threshold (or score quantile)."""
+    setting = (f"q{cfg.scores.score_quantile}" if cfg.scores.score_quantile > 0 else
+               f"t{cfg.evalset.entropy_threshold}")
+    return os.path.join(cfg.paths.io_root, valset_name(cfg), "external", scores_name(cfg), f"segments_{setting}")
+
+
+def external_results_dir(cfg):
+    return os.path.join(cfg.paths.io_root, "results", valset_name(cfg), f"external_{scores_name(cfg)}")
+
+
+def external_command(cfg, stage):
+    """The command line that runs `stage` of meta_classification.py on the --scores_from maps of this config."""
+    return (f"python meta_classification.py --scores_from {cfg.scores.scores_from} {stage} -val {cfg.evalset.VALSET} "
+            f"--fs_split {cfg.evalset.fs_split} -threshold {cfg.evalset.entropy_threshold} --score_quantile "
+            f"{cfg.scores.score_quantile} --data_root {cfg.paths.data_root} --io_root {cfg.paths.io_root}")
 
 
 def evaluated_checkpoint(cfg, epoch):

@@ -52,6 +52,25 @@ STEPS = [
     ("RoadObstacle21-like track: evaluation and submission files",
      ["evaluation.py", *SMIYC, "-epoch", str(OOD_EPOCHS), "-pixel", "-segment", "--export_smiyc", os.path.join(IO, "smiyc", "RoadObstacle21")]),
 ]
+# Any method's score maps (--scores_from): two "external" maps made from the OoD-trained small model, in the
+# SegmentMeIfYouCan submission layout, searched for segments, meta-classified and evaluated before / after.
+EXTERNAL_DIR = os.path.join(IO, "external_maps")
+EXTERNAL = {"max_softmax": ["-threshold", "0.5"], "noisy_entropy": ["--score_quantile", "0.98"]}
+for kind, segments_at in EXTERNAL.items():
+    maps = os.path.join(EXTERNAL_DIR, kind)
+    STEPS += [
+        (f"external score maps: {kind}",
+         ["preparation/make_external_score_maps.py", "--cache",
+          os.path.join(IO, "LostAndFound", f"{MODEL}_entropy_epoch_{OOD_EPOCHS}_alpha_0.9", "cache"), "--kind", kind,
+          "--out", maps]),
+        (f"external score maps {kind}: segments and meta classifier",
+         ["meta_classification.py", *EVAL, "-epoch", str(OOD_EPOCHS), "--scores_from", maps, *segments_at, "-segment",
+          "-removal"]),
+        (f"external score maps {kind}: evaluation and the filtered maps as submission files",
+         ["evaluation.py", *EVAL, "-epoch", str(OOD_EPOCHS), "--scores_from", maps, *segments_at, "-pixel",
+          "-segment", "--export_smiyc", os.path.join(EXTERNAL_DIR, f"{kind}_filtered")]),
+    ]
+
 DONE_WHEN = {  # steps whose output tells that they already ran
     "baseline: the small model trained on Cityscapes alone": BASELINE,
     "OoD training: entropy maximisation on COCO objects":
@@ -91,6 +110,26 @@ def check_claims():
     return [("holds:        " if ok else "DOES NOT HOLD: ") + text for ok, text in claims], all(ok for ok, _ in claims)
 
 
+def external_table():
+    """Before / after the meta classifier on each external map: the component metrics and segment counts."""
+    lines = ["| map | | FP segments | FN segments | sIoU | PPV | mean F1 | meta classifier AUROC |",
+             "|---|---|---|---|---|---|---|---|"]
+    for kind in EXTERNAL:
+        with open(os.path.join(IO, "results", "LostAndFound", f"external_{kind}", "results.json")) as f:
+            report = json.load(f)
+        families = " + ".join(report.get("families", []))
+        flag, value = EXTERNAL[kind]
+        segments_dir = os.path.join(IO, "LostAndFound", "external", kind,
+                                    f"segments_{'q' if flag == '--score_quantile' else 't'}{float(value)}")
+        with open(os.path.join(segments_dir, "meta_classifier.json")) as f:
+            auroc = json.load(f)["auroc"]
+        for name, row in report["rows"].items():
+            c, s = row["component"], row["segments"]
+            lines.append(f"| {kind} | {name} | {s['fp']} | {s['fn']} | {100 * c['siou_gt']:.2f} | {100 * c['ppv']:.2f} | "
+                         f"{100 * c['mean_f1']:.2f} | {f'{auroc:.3f} ({families})' if name != 'external' else ''} |")
+    return "\n".join(lines)
+
+
 def main():
     started = time.time()
     for title, argv in STEPS:
@@ -98,6 +137,7 @@ def main():
     lines, ok = check_claims()
     print(f"\n== demo finished in {(time.time() - started) / 60:.1f} min; everything is under {IO}/")
     print("\n".join(lines))
+    print("\nAny method's score maps (--scores_from), before and after the meta classifier:\n" + external_table())
     if not ok:
         print("The demo world did not show the method working this time; see the results above.")
     return 0 if ok else 1

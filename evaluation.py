@@ -2,6 +2,8 @@
 
 Without stage flags it runs -pixel -segment. It compares the baseline (epoch 0, when its cache exists),
 the evaluated checkpoint (-epoch) and the evaluated checkpoint plus the meta classifier.
+With --scores_from DIR it evaluates any method's score maps instead: the rows "external" and, after
+`meta_classification.py --scores_from DIR -segment -removal`, "+ meta classifier".
 """
 import dataclasses
 import os
@@ -21,6 +23,7 @@ from src.metaseg.segment_search import load_all_segments
 from src.model import infer_dataset, load_model
 from src.oodmc.moments import moment_features
 from src.oodmc.svm import decision_map, hard_decision_counts, hard_decision_metrics, load_svm
+from src.evaluation.component_metrics import ComponentMetrics
 from src.evaluation.over_cache import binary_labels, component_metrics, pixel_metrics
 from src.evaluation.pixel_metrics import PixelMetrics
 from src.evaluation.plots import save_curves, save_overlay
@@ -29,9 +32,10 @@ from src.runtime import use_amp
 from src.evaluation.score_maps import score_map_path, write_score_map
 from src.evaluation.scores import SCORES, ClassStats
 from src.evaluation.segment_errors import count_segment_errors
+from src.external_maps import ExternalMaps, filtered_score, load_external_segments, removed_mask, score_label_pairs
 
 GROUPS = {"paths": config.Paths, "run": config.Run, "model": config.Model, "evalset": config.EvalSet,
-          "stages": config.EvalStages, "oodmc": config.Oodmc}
+          "stages": config.EvalStages, "oodmc": config.Oodmc, "scores": config.ScoresFrom}
 
 # (segsize, instsize) of the SegmentMeIfYouCan component metrics: obstacle-type and anomaly-type sets
 COMPONENT_SIZES = {"LostAndFound": (50, 10), "RoadObstacle21": (50, 10), "Fishyscapes": (500, 100),
@@ -209,6 +213,100 @@ def evaluate_oodmc(cfg, ctx, dataset, epoch):
     return report
 
 
+def count_unlabelled(cfg, dataset):
+    """How many frames have no labels; UserError when none has, since then there is nothing to measure."""
+    unlabelled = sum(not dataset.has_label(i) for i in range(len(dataset)))
+    if unlabelled == len(dataset):
+        raise UserError(f"none of the {len(dataset)} frames of {config.valset_name(cfg)} has labels, so there is "
+                        "nothing to measure; --export_smiyc writes the submission files without them")
+    return unlabelled
+
+
+def external_meta_classifier(cfg, maps):
+    """(segment results, removed segments per frame, fill value) of the --scores_from maps; each None when
+    meta_classification.py has not searched them (or not run -removal) at this threshold."""
+    out_dir = config.external_segments_dir(cfg)
+    if not os.path.isfile(os.path.join(out_dir, "segments.json")):
+        print(f"No segment rows: the maps' segments are not searched; search them and train the meta classifier "
+              f"with {config.external_command(cfg, '-segment -removal')}")
+        return None, None, None
+    _, results = load_external_segments(out_dir, maps, config.external_command(cfg, "-segment"))
+    path = os.path.join(out_dir, "meta_classifier.npz")
+    if not os.path.isfile(path):
+        print(f"No '+ meta classifier' row: train it with {config.external_command(cfg, '-removal')}")
+        return results, None, None
+    data = load_npz(path, f"train it again with {config.external_command(cfg, '-removal')}")
+    removed, image = data["removed"], data["image"]
+    if len(removed) != sum(len(r["metrics"]["iou0"]) for r in results):
+        raise UserError(f"{path} does not match the segments beside it, --scores_from; train it again with "
+                        f"{config.external_command(cfg, '-removal')}")
+    # removed segments score below every pixel of every map: what the meta classifier declares in-distribution
+    fill = min(float(r["score_min"]) for r in results)
+    return results, [removed[image == i] for i in range(len(results))], fill
+
+
+def measure_pairs(pairs, segsize, instsize):
+    """Pixel metrics (PixelMetrics.compute()) and component metrics of the (score, label) pairs that each call
+    `pairs()` yields: two passes, since the component threshold is the pixel F1's best threshold."""
+    pixels = PixelMetrics()
+    for score, label in pairs():
+        valid = label != 255
+        pixels.update(score[valid], label[valid] == 1)
+    computed = pixels.compute()
+    tau = computed["f1_threshold"]
+    components = ComponentMetrics(tau, segsize, instsize)
+    for score, label in pairs():
+        components.update(score, label)
+    return computed, {**components.compute(), "tau": tau, "segsize": segsize, "instsize": instsize}
+
+
+def evaluate_external(cfg, dataset):
+    """-pixel and -segment of the --scores_from maps, before and after the meta classifier; --export_smiyc
+    writes the maps after it."""
+    maps = ExternalMaps(cfg.scores.scores_from, dataset)
+    results, removed, fill = external_meta_classifier(cfg, maps)
+    removed_pixels = None if removed is None else (lambda i: removed_mask(results[i]["components"], removed[i]))
+    if cfg.stages.export_smiyc:
+        if removed is None:
+            raise UserError(f"--export_smiyc with --scores_from writes the maps after the meta classifier, which has "
+                            f"not run; run {config.external_command(cfg, '-segment -removal')}")
+        for i in tqdm(range(len(maps)), desc="SMIYC export", unit="frame"):
+            write_score_map(score_map_path(cfg.stages.export_smiyc, dataset.frame_name(i)),
+                            filtered_score(maps.score(i), removed_pixels(i), fill))
+        print(f"--export_smiyc: {len(maps)} score maps after the meta classifier -> {cfg.stages.export_smiyc}")
+    if not (cfg.stages.pixel_eval or cfg.stages.segment_eval):
+        return None
+    unlabelled = count_unlabelled(cfg, dataset)
+    rows = {"external": {"scores_from": os.path.abspath(cfg.scores.scores_from)}}
+    if results is not None:
+        fp, fn = count_segment_errors(results)
+        rows["external"]["segments"] = {"fp": fp, "fn": fn}
+    if removed is not None:
+        fp, fn = count_segment_errors(results, removed)
+        rows["+ meta classifier"] = {"scores_from": rows["external"]["scores_from"], "segments": {"fp": fp, "fn": fn}}
+    segsize, instsize = COMPONENT_SIZES[cfg.evalset.VALSET]
+    for name, masks in (("external", None), ("+ meta classifier", removed_pixels)):
+        if name not in rows or not cfg.stages.pixel_eval:
+            continue
+        pixel, rows[name]["component"] = measure_pairs(lambda: score_label_pairs(maps, masks, fill), segsize, instsize)
+        rows[name]["pixel"] = {"score": pixel}
+    out_dir = config.external_results_dir(cfg)
+    report = {"valset": config.valset_name(cfg), "num_images": len(dataset), "num_unlabelled": unlabelled,
+              "scores_from": os.path.abspath(cfg.scores.scores_from), "rows": rows, "config": cfg.to_dict()}
+    if results is not None:
+        report["families"] = load_json(os.path.join(config.external_segments_dir(cfg), "segments.json"),
+                                       f"search again with {config.external_command(cfg, '-segment')}")["families"]
+    table = results_table(rows, score="score", meta_score="score")
+    save_report(out_dir, "results", report, f"{config.valset_name(cfg)}: score maps of {cfg.scores.scores_from}", table)
+    curves = {name: row["pixel"]["score"] for name, row in rows.items() if "pixel" in row}
+    if curves:
+        save_curves(curves, os.path.join(out_dir, "roc.png"), os.path.join(out_dir, "pr.png"),
+                    f"{config.valset_name(cfg)}, {config.scores_name(cfg)}")
+    print(table)
+    print(f"Results in {out_dir}")
+    return report
+
+
 def main(cfg):
     ctx = distributed.init_distributed(cfg.run.device)
     stages = cfg.stages
@@ -219,6 +317,11 @@ def main(cfg):
     check_output_dir(config.results_dir(cfg, epoch), "--io_root")
     if cfg.stages.export_smiyc:
         check_output_dir(cfg.stages.export_smiyc, "--export_smiyc")
+    if cfg.scores.scores_from:
+        if cfg.stages.moment or cfg.stages.sml_stats:
+            raise UserError("-moment and --sml_stats run the checkpoint, --scores_from; run them without --scores_from")
+        distributed.cleanup()
+        return evaluate_external(cfg, dataset) if ctx.is_main else None
     if cfg.stages.moment:
         evaluate_oodmc(cfg, ctx, dataset, epoch)  # the one stage that shares its images between processes
     distributed.cleanup()
@@ -232,10 +335,7 @@ def main(cfg):
         export_smiyc(cfg, dataset, epoch, cfg.stages.export_smiyc)
     if not (cfg.stages.pixel_eval or cfg.stages.segment_eval):
         return None
-    unlabelled = sum(not dataset.has_label(i) for i in range(len(dataset)))
-    if unlabelled == len(dataset):
-        raise UserError(f"none of the {len(dataset)} frames of {config.valset_name(cfg)} has labels, so there is "
-                        "nothing to measure; --export_smiyc writes the submission files without them")
+    unlabelled = count_unlabelled(cfg, dataset)
 
     rows = {}
     if epoch != 0:

@@ -2,6 +2,7 @@
 
 Without stage flags it runs -prepare -segment -removal. Several processes share the images:
 torchrun --nproc_per_node N meta_classification.py -prepare
+With --scores_from DIR, -segment and -removal work on any method's score maps instead (one process).
 """
 import collections
 import contextlib
@@ -24,6 +25,9 @@ from src.checks import check_labels, check_output_dir
 from src.dataset import build_valset
 from src.errors import UserError, ignore_interrupt, run_script
 from src.files import atomic_path, load_json, load_npz, save_json
+from src.dataset.listing import load_label
+from src.evaluation.score_maps import read_score_map
+from src.external_maps import ExternalMaps, load_external_segments, score_quantile, search_frame
 from src.identity import label_identities, search_identity
 from src.meta_classifier import classifier_scores, cross_validated_fp_probability, segments_to_dataset
 from src.metaseg.segment_search import (load_all_segments, save_segments, searched_checkpoint, segment_search,
@@ -34,7 +38,7 @@ from src.oodmc.svm import draw_training_pixels, fit_svm, save_svm, split_images
 from src.runtime import use_amp
 
 GROUPS = {"paths": config.Paths, "run": config.Run, "model": config.Model, "evalset": config.EvalSet,
-          "meta": config.MetaStages, "oodmc": config.Oodmc}
+          "meta": config.MetaStages, "oodmc": config.Oodmc, "scores": config.ScoresFrom}
 
 
 def get_args_parser():
@@ -119,27 +123,41 @@ def search_segments(cfg, ctx, dataset, epoch):
         save_json({"checkpoint": identity, "entropy_threshold": threshold,
                    "num_images": len(dataset), "config": cfg.to_dict()}, os.path.join(out_dir, "segments.json"))
     mine = distributed.shard(jobs, ctx)
-    bar = dict(total=len(mine), desc="segment search", unit="image", disable=not ctx.is_main)
-    if cfg.run.num_workers == 0:
-        for job in tqdm(mine, **bar):
-            _search_one(job)
-    else:
-        # fork: the workers need numpy and the compiled metrics only, and spawning would re-import torch in each
-        with multiprocessing.get_context("fork").Pool(cfg.run.num_workers, ignore_interrupt) as pool:
-            for _ in tqdm(pool.imap_unordered(_search_one, mine), **bar):
-                pass
+    run_jobs(_search_one, mine, cfg.run.num_workers, dict(desc="segment search", unit="image", disable=not ctx.is_main))
     distributed.barrier(ctx)
+
+
+def run_jobs(function, jobs, workers, bar):
+    """function(job) for every job, in `workers` processes (none: in this one), with a tqdm bar of settings `bar`."""
+    if workers == 0:
+        for job in tqdm(jobs, total=len(jobs), **bar):
+            function(job)
+        return
+    # fork: the workers need numpy and the compiled metrics only, and spawning would re-import torch in each
+    with multiprocessing.get_context("fork").Pool(workers, ignore_interrupt) as pool:
+        for _ in tqdm(pool.imap_unordered(function, jobs), total=len(jobs), **bar):
+            pass
+
+
+def require_labels(cfg, dataset):
+    if not any(dataset.has_label(i) for i in range(len(dataset))):
+        raise UserError(f"-removal: none of the {len(dataset)} frames of {config.valset_name(cfg)} has labels, and "
+                        "the meta classifier learns from them; run it on a labelled set")
 
 
 def meta_classify(cfg, dataset, epoch):
     """Cross-validated meta classifier on the segments of `epoch`; saves which segments it removes."""
-    if not any(dataset.has_label(i) for i in range(len(dataset))):
-        raise UserError(f"-removal: none of the {len(dataset)} frames of {config.valset_name(cfg)} has labels, and "
-                        "the meta classifier learns from them; run it on a labelled set")
+    require_labels(cfg, dataset)
     results = load_all_segments(config.segments_dir(cfg, epoch), len(dataset),
                                 search_identity(checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
                                                 label_identities(dataset)),
                                 config.stage_command(cfg, epoch, "-segment"))
+    remove_false_positives(cfg, results, config.segments_dir(cfg, epoch))
+
+
+def remove_false_positives(cfg, results, out_dir, record=None):
+    """Cross-validated meta classifier on the segment `results`; saves meta_classifier.npz / .json in `out_dir`
+    (with the entries of `record`, e.g. the metric families) and prints its scores."""
     X, y, groups, names = segments_to_dataset([r["metrics"] for r in results])
     try:
         prob = cross_validated_fp_probability(X, y, groups, mode=cfg.meta.meta_cv)
@@ -147,16 +165,77 @@ def meta_classify(cfg, dataset, epoch):
         raise UserError(f"-removal: the meta classifier cannot train: {error}")
     scores = classifier_scores(y, prob)
     removed = prob >= 0.5
-    out_dir = config.segments_dir(cfg, epoch)
     with atomic_path(os.path.join(out_dir, "meta_classifier.npz")) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, fp_probability=prob, removed=removed, image=groups, iou0=y)
     summary = {**scores, "num_segments": int(len(y)), "num_false_positives": int(y.sum()),
                "removed": int(removed.sum()), "removed_false_positives": int((removed & (y == 1)).sum()),
-               "meta_cv": cfg.meta.meta_cv, "features": names, "config": cfg.to_dict()}
+               "meta_cv": cfg.meta.meta_cv, **(record or {}), "features": names, "config": cfg.to_dict()}
     save_json(summary, os.path.join(out_dir, "meta_classifier.json"))
     print(f"-removal: meta classifier ({cfg.meta.meta_cv}) on {len(y)} segments ({int(y.sum())} false positives): "
           f"AUROC {scores['auroc']:.4f}, AP {scores['ap']:.4f}, accuracy {scores['accuracy']:.4f}; "
           f"removes {int(removed.sum())} segments, {summary['removed_false_positives']} of them false positives")
+
+
+def _search_external_one(job):
+    score_file, label_file, cache_file, out_file, threshold, ood_index = job
+    score = read_score_map(score_file)
+    gt_train = None if label_file is None else np.array(load_label(label_file))
+    probs = None if cache_file is None else read_cache(cache_file, ("probs",))["probs"]
+    result = search_frame(score, gt_train, threshold, ood_index, probs=probs)
+    result["score_min"] = np.float32(score.min())  # the value removed segments get (see evaluation.py)
+    save_segments(out_file, result)
+
+
+def softmax_cache(cfg, dataset, epoch):
+    """The evaluated checkpoint's cache files when --metric_families takes the softmax family, else None."""
+    families = cfg.scores.metric_families
+    cache_dir = config.cache_dir(cfg, epoch)
+    if families == "score_map":
+        return None
+    if families == "auto" and not os.path.isfile(cache_path(cache_dir, 0)):
+        print(f"-segment: no inference cache in {cache_dir}, so the segments get the metrics of the score map alone "
+              f"(make it with {config.stage_command(cfg, epoch, '-prepare')} to add the softmax's MetaSeg metrics)")
+        return None
+    return epoch_cache(cfg, dataset, epoch)
+
+
+def search_external_segments(cfg, dataset, maps, epoch):
+    """Segments of every --scores_from map at -threshold (or --score_quantile), with their metrics, in workers."""
+    cache_files = softmax_cache(cfg, dataset, epoch)
+    families = ["score_map"] + (["softmax"] if cache_files else [])
+    source = {"scores_from": maps.identity(), "families": families,
+              "softmax_checkpoint": checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)) if cache_files else None}
+    out_dir = config.external_segments_dir(cfg)
+    if searched_checkpoint(out_dir) not in (None, source):
+        print(f"-segment: the results in {out_dir} come from other score maps or metric families; searching again")
+        shutil.rmtree(out_dir)
+    quantile = cfg.scores.score_quantile
+    threshold = score_quantile(maps, quantile) if quantile > 0 else cfg.evalset.entropy_threshold
+    jobs = [(maps.paths[i], dataset.targets[i] if dataset.has_label(i) else None,
+             cache_files[i] if cache_files else None, segments_path(out_dir, i), threshold, dataset.train_id_out)
+            for i in range(len(dataset)) if not os.path.isfile(segments_path(out_dir, i))]
+    print(f"-segment: score >= {threshold:.6g}" + (f" (the {quantile} quantile)" if quantile > 0 else "") +
+          f", metric families {' + '.join(families)}; {len(dataset) - len(jobs)} of {len(dataset)} frames already "
+          f"searched in {out_dir}")
+    save_json({"checkpoint": source, "threshold": threshold, "score_quantile": quantile, "families": families,
+               "num_images": len(dataset), "config": cfg.to_dict()}, os.path.join(out_dir, "segments.json"))
+    run_jobs(_search_external_one, jobs, cfg.run.num_workers, dict(desc="segment search", unit="frame"))
+
+
+def external_stages(cfg, dataset, stages, epoch):
+    """-segment and -removal on the score maps of --scores_from."""
+    if stages.metaseg_prepare or stages.moment or stages.SVM:
+        raise UserError("-prepare, -moment and -SVM run the checkpoint, --scores_from; run them without "
+                        "--scores_from (-prepare then adds the softmax's metrics to the score maps' segments)")
+    maps = ExternalMaps(cfg.scores.scores_from, dataset)
+    if stages.segment_search:
+        search_external_segments(cfg, dataset, maps, epoch)
+    if stages.fp_removal:
+        require_labels(cfg, dataset)
+        out_dir = config.external_segments_dir(cfg)
+        record, results = load_external_segments(out_dir, maps, config.external_command(cfg, "-segment"))
+        remove_false_positives(cfg, results, out_dir, {"families": record["families"],
+                                                       "threshold": record["threshold"]})
 
 
 def same_json(path, obj):
@@ -248,7 +327,8 @@ def main(cfg):
     ctx = distributed.init_distributed(cfg.run.device)
     stages = cfg.meta
     if not any((stages.metaseg_prepare, stages.segment_search, stages.fp_removal, stages.moment, stages.SVM)):
-        stages = dataclasses.replace(stages, metaseg_prepare=True, segment_search=True, fp_removal=True)
+        stages = dataclasses.replace(stages, metaseg_prepare=not cfg.scores.scores_from, segment_search=True,
+                                     fp_removal=True)
     dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), cfg.evalset.fs_split)
     epoch = cfg.evalset.val_epoch
     check_output_dir(config.run_dir(cfg, epoch), "--io_root")
@@ -258,6 +338,14 @@ def main(cfg):
         except ValueError as error:
             raise UserError(f"-moment: {error}")
     started = time.time()
+    if cfg.scores.scores_from:
+        if ctx.world_size > 1:
+            raise UserError("--scores_from runs in one process; start it with python, not torchrun")
+        external_stages(cfg, dataset, stages, epoch)
+        print(f"meta_classification.py finished in {time.time() - started:.0f}s; outputs in "
+              f"{os.path.dirname(config.external_segments_dir(cfg))}")
+        distributed.cleanup()
+        return
     if stages.metaseg_prepare:
         prepare(cfg, ctx, dataset, epoch)
     if stages.segment_search:

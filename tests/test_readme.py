@@ -115,7 +115,7 @@ def test_settings_table_is_the_one_config_makes():
 def test_settings_table_has_a_row_per_setting_with_its_flags():
     rows = config.settings_markdown().splitlines()[2:]
     groups = (config.Paths, config.Run, config.Model, config.Training, config.EvalSet, config.MetaStages,
-              config.EvalStages, config.Oodmc)
+              config.EvalStages, config.Oodmc, config.ScoresFrom)
     fields = [(group.__name__, f) for group in groups for f in dataclasses.fields(group)]
     assert len(rows) == len(fields)
     for row, (group, f) in zip(rows, fields):

@@ -11,15 +11,16 @@ def _percent(value):
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
 
 
-def results_table(rows):
-    """The paper-style table (entropy score; one line per row), then every score of every checkpoint.
+def results_table(rows, score="entropy", meta_score="entropy+meta"):
+    """The paper-style table (pixel columns of `score`, of `meta_score` in the "+ meta classifier" row; one line
+    per row), then every score of every checkpoint.
 
     rows: {row name: {"pixel": {score: PixelMetrics.compute()}, "segments": {fp, fn},
     "component": ComponentMetrics.compute()}}, any part optional.
     """
     lines = ["| | AUROC | AP | FPR95 | FP segments | FN segments | sIoU | PPV | mean F1 |", "|---|" + "---|" * 8]
     for name, row in rows.items():
-        pixel = row.get("pixel", {}).get("entropy+meta" if name == "+ meta classifier" else "entropy", {})
+        pixel = row.get("pixel", {}).get(meta_score if name == "+ meta classifier" else score, {})
         segments, component = row.get("segments", {}), row.get("component", {})
         lines.append(f"| {name} | {_percent(pixel.get('auroc'))} | {_percent(pixel.get('ap'))} | "
                      f"{_percent(pixel.get('fpr95'))} | {segments.get('fp', '–')} | {segments.get('fn', '–')} | "

@@ -50,3 +50,21 @@ def write_score_map(path, score):
     """Write (H, W) `score` as float16 `value`, the benchmark's format (atomically, so no half file remains)."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("value", data=np.asarray(score).astype(np.float16), compression="gzip")
+
+
+def check_score_map_shapes(paths, shapes, flag="--scores_from"):
+    """UserError naming every file of `paths` whose `value` is missing, unreadable or not of its frame's shape
+    (`shapes`: one (H, W) per path). Reads the headers only, so all frames are checked before long work."""
+    wrong = []
+    for path, shape in zip(paths, shapes):
+        try:
+            with h5py.File(path, "r") as f:
+                found = f["value"].shape if "value" in f else "no dataset 'value'"
+        except OSError:
+            found = "not readable HDF5"
+        if found != tuple(shape):
+            wrong.append(f"{os.path.basename(path)} ({found}, frame {tuple(shape)})")
+    if wrong:
+        shown = ", ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
+        raise UserError(f"{flag}: {len(wrong)} of {len(paths)} score maps in {os.path.dirname(paths[0])} do not fit "
+                        f"their frames: {shown}; write one (H, W) dataset 'value' per frame at the frame's resolution")

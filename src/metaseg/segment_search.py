@@ -45,7 +45,8 @@ def save_segments(path, result):
     """Write a segment_search result to `path` as one compressed .npz, atomically."""
     arrays = {f"pred/{key}": np.asarray(values) for key, values in result["metrics"].items()}
     arrays.update({f"gt/{key}": np.asarray(values) for key, values in result["gt_metrics"].items()})
-    arrays.update(components=result["components"], gt_components=result["gt_components"])
+    # components, gt_components and any further per-image array (the score-map search adds score_min)
+    arrays.update({key: value for key, value in result.items() if key not in ("metrics", "gt_metrics")})
     # a file object, so that numpy does not append .npz to the temporary name
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)

@@ -1,0 +1,171 @@
+"""Any method's anomaly score maps on an evaluation set: reading them frame by frame, the segment search on
+them, the exact score quantile, and the (score, label) pairs every metric is computed from.
+
+The maps are in the SegmentMeIfYouCan submission layout (src/evaluation/score_maps.py). Labels come from
+the dataset's train-id label files; frames without labels are all void. meta_classification.py and
+evaluation.py call this with `--scores_from DIR`.
+"""
+import os
+
+import numpy as np
+from PIL import Image
+
+from src.dataset.listing import load_label
+from src.errors import UserError
+from src.evaluation.over_cache import binary_labels
+from src.files import load_json
+from src.evaluation.score_maps import check_score_map_shapes, read_score_map, score_map_files
+from src.metaseg.metrics import compute_metrics_components
+from src.metaseg.score_segments import ground_truth_components, score_segment_metrics, segment_targets
+from src.metaseg.segment_search import load_all_segments
+
+FAMILIES = ("score_map", "softmax")  # the metric families a segment search can use
+
+
+def frame_train_ids(dataset, i):
+    """(H, W) uint8 train ids of frame i (255 void), or None for a frame without labels."""
+    if not dataset.has_label(i):
+        return None
+    return np.array(load_label(dataset.targets[i]))
+
+
+def frame_shape(dataset, i):
+    """(H, W) of frame i, from its label file or, without one, its image header."""
+    path = dataset.targets[i] if dataset.has_label(i) else dataset.images[i]
+    with Image.open(path) as image:
+        return image.height, image.width
+
+
+class ExternalMaps:
+    """The score maps of `directory` for every frame of `dataset`, checked once: every frame has a file, and
+    every file a `value` of its frame's shape (else one UserError naming them)."""
+
+    def __init__(self, directory, dataset):
+        self.directory = directory
+        self.dataset = dataset
+        self.paths = score_map_files(directory, [dataset.frame_name(i) for i in range(len(dataset))])
+        check_score_map_shapes(self.paths, [frame_shape(dataset, i) for i in range(len(dataset))])
+
+    def __len__(self):
+        return len(self.paths)
+
+    def score(self, i):
+        """(H, W) float32 score map of frame i."""
+        return read_score_map(self.paths[i])
+
+    def void(self, i, gt_train=None):
+        """(H, W) bool void pixels of frame i (all of a frame without labels)."""
+        gt_train = frame_train_ids(self.dataset, i) if gt_train is None else gt_train
+        if gt_train is None:
+            return np.ones(frame_shape(self.dataset, i), dtype=bool)
+        return gt_train == self.dataset.ignore_index
+
+    def identity(self):
+        """What identifies the maps: the directory and the size and modification time of every file."""
+        stats = [os.stat(p) for p in self.paths]
+        return {"directory": os.path.abspath(self.directory),
+                "files": [[os.path.basename(p), s.st_size, s.st_mtime_ns] for p, s in zip(self.paths, stats)]}
+
+
+def _order_keys(values):
+    """uint32 keys of float32 values in the same order as the values (-0.0 and +0.0 alike)."""
+    keys = (np.asarray(values, dtype=np.float32).ravel() + np.float32(0)).view(np.int32)
+    keys = keys ^ ((keys >> 31) & 0x7FFFFFFF)
+    return (keys.astype(np.int64) + 2 ** 31).astype(np.uint32)
+
+
+def _value_of_key(key):
+    signed = int(key) - 2 ** 31
+    if signed < 0:
+        signed ^= 0x7FFFFFFF
+    return float(np.array(signed, dtype=np.int32).view(np.float32))
+
+
+def score_quantile(maps, q):
+    """The q-quantile of the scores of the non-void pixels of all frames, exact in two passes with bounded
+    memory (a histogram of the upper 16 bits of each float32, then one of the lower 16 bits inside the bin
+    that holds the quantile). Definition: the value at rank ceil(q N) of the N sorted scores (the first
+    for q = 0), numpy's method "inverted_cdf". Returns a Python float."""
+    upper = np.zeros(2 ** 16, dtype=np.int64)
+    for i in range(len(maps)):
+        keys = _order_keys(maps.score(i)[~maps.void(i)])
+        upper += np.bincount(keys >> 16, minlength=2 ** 16)
+    total = int(upper.sum())
+    if total == 0:
+        raise ValueError("no frame has a pixel outside the void, so the scores have no quantile")
+    rank = max(int(np.ceil(total * q)) - 1, 0)  # 0-based
+    cumulative = np.cumsum(upper)
+    bin_ = int(np.searchsorted(cumulative, rank, side="right"))
+    rank -= int(cumulative[bin_ - 1]) if bin_ else 0
+    lower = np.zeros(2 ** 16, dtype=np.int64)
+    for i in range(len(maps)):
+        keys = _order_keys(maps.score(i)[~maps.void(i)])
+        lower += np.bincount(keys[(keys >> 16) == bin_] & 0xFFFF, minlength=2 ** 16)
+    fine = int(np.searchsorted(np.cumsum(lower), rank, side="right"))
+    return _value_of_key((bin_ << 16) | fine)
+
+
+def search_frame(score, gt_train, threshold, ood_index, ignore_index=255, probs=None):
+    """Segments of one frame's score map with their metrics, in the layout of segment_search.
+
+    score: (H, W) float32; gt_train: (H, W) uint8 train ids, or None for an unlabelled frame (all void);
+    ood_index: train id of ground-truth OoD; probs: None, or the (C, H, W) softmax of the project's network
+    on the frame, whose MetaSeg metrics of the same segments are added (family "softmax").
+    Returns a dict: metrics, gt_metrics (name -> list per segment), components, gt_components ((H, W) int32).
+    """
+    if gt_train is None:
+        gt_train = np.full(score.shape, ignore_index, dtype=np.uint8)
+    void = gt_train == ignore_index
+    metrics, components = score_segment_metrics(score, void, threshold)
+    gt_ood = gt_train == ood_index
+    metrics.update(segment_targets(components, gt_ood))
+    if probs is not None:
+        softmax_metrics, softmax_components = compute_metrics_components(probs, gt_train, components != 0, ood_index)
+        if not np.array_equal(softmax_components, components):
+            raise AssertionError("MetaSeg found other segments than the score-map search on the same mask")
+        metrics.update({key: value for key, value in softmax_metrics.items() if key != "prc"})
+    gt_components, gt_metrics = ground_truth_components(gt_ood, components != 0)
+    return {"metrics": {k: np.asarray(v).tolist() for k, v in metrics.items()},
+            "gt_metrics": {k: v.tolist() for k, v in gt_metrics.items()},
+            "components": components, "gt_components": gt_components}
+
+
+def removed_mask(components, removed):
+    """(H, W) bool pixels of the segments whose entry of `removed` ((n,) bool, id order) is True."""
+    return np.isin(np.abs(components), np.flatnonzero(removed) + 1)
+
+
+def filtered_score(score, removed_pixels, fill):
+    """The score map after the meta classifier: removed segments' pixels set to `fill` (the lowest score)."""
+    out = score.copy()
+    out[removed_pixels] = fill
+    return out
+
+
+def score_label_pairs(maps, removed_pixels=None, fill=None):
+    """Per labelled frame, (score (H, W) float32, label (H, W) uint8: 0 in-distribution, 1 OoD, 255 ignored).
+
+    removed_pixels: None, or a function frame index -> (H, W) bool pixels the meta classifier removed, which
+    are then set to `fill`. Every metric of --scores_from is computed from these pairs."""
+    dataset = maps.dataset
+    for i in range(len(maps)):
+        gt_train = frame_train_ids(dataset, i)
+        if gt_train is None:
+            continue
+        score = maps.score(i)
+        if removed_pixels is not None:
+            score = filtered_score(score, removed_pixels(i), fill)
+        yield score, binary_labels(gt_train, dataset.train_id_in, dataset.train_id_out)
+
+
+def load_external_segments(out_dir, maps, make_command):
+    """(segments.json record, segment results of every frame) of the search of `maps` in `out_dir`; UserError
+    when there is none or it was made from other (or since changed) score maps."""
+    path = os.path.join(out_dir, "segments.json")
+    if not os.path.isfile(path):
+        raise UserError(f"no segments of the score maps in {out_dir}, --scores_from; search them with: {make_command}")
+    record = load_json(path, f"search again with: {make_command}")
+    if record["checkpoint"]["scores_from"] != maps.identity():
+        raise UserError(f"the segments in {out_dir} come from other or since changed score maps than those in "
+                        f"{maps.directory}, --scores_from; search again with: {make_command}")
+    return record, load_all_segments(out_dir, len(maps), record["checkpoint"], make_command)
