@@ -1,0 +1,243 @@
+"""The three evaluation protocols against references written here from the definitions of the code they
+reproduce: robin-chan/meta-ood (evaluation.py counts / oodd_metrics_pixel, src/calc.py, src/helper.py) and
+SegmentMeIfYouCan/road-anomaly-benchmark (metrics/pixel_classification.py, pixel_classification_curves.py,
+instance_segmentation.py), straightforward and slow: np.histogram, np.quantile, materialised pixel lists,
+per-component loops."""
+import numpy as np
+import pytest
+from scipy import ndimage
+from sklearn.metrics import auc, average_precision_score, roc_curve
+
+from src.evaluation.component_metrics import ComponentMetrics, SIOU_THRESHOLDS
+from src.evaluation.protocols import PROTOCOLS, build_protocol, evaluate_frames
+
+
+def random_frames(seed, num=4, shape=(48, 64), float16=False):
+    """(score float32, label uint8 0/1/255) frames with OoD blobs that score higher, and some void."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(num):
+        label = np.zeros(shape, dtype=np.uint8)
+        for _ in range(rng.integers(1, 4)):
+            r, c = rng.integers(0, shape[0] - 8), rng.integers(0, shape[1] - 8)
+            label[r:r + rng.integers(3, 9), c:c + rng.integers(3, 9)] = 1
+        label[rng.random(shape) < 0.05] = 255
+        score = np.where(label == 1, 0.3 + 0.7 * rng.random(shape), rng.beta(1, 5, shape))
+        score = score.astype(np.float16 if float16 else np.float32).astype(np.float32)
+        frames.append((score, label))
+    return frames
+
+
+# ---- meta-ood: the original's definitions ------------------------------------------------------------
+
+def meta_ood_reference(frames):
+    bins = np.linspace(start=0, stop=1, num=101)
+    counts_in, counts_out = np.zeros(100, dtype="int64"), np.zeros(100, dtype="int64")
+    for score, label in frames:
+        counts_in += np.histogram(score[label == 0], bins=bins, density=False)[0]
+        counts_out += np.histogram(score[label == 1], bins=bins, density=False)[0]
+
+    def data_list(counts, size):  # every rescaled pixel as its bin number 1..100
+        counts = (counts / np.sum(counts) * size).astype("uint32")
+        return [i for i in range(1, 101) for _ in range(counts[i - 1])]
+
+    def labelled(x1, x2):
+        y = np.concatenate((np.zeros(len(x1)), np.ones(len(x2)))).astype("uint8")
+        return y, np.concatenate((np.array(x1) / 100, np.array(x2) / 100))
+
+    fpr, tpr, _ = roc_curve(*labelled(data_list(counts_in, 1e+5), data_list(counts_out, 1e+5)))
+    ratio_in = np.sum(counts_in) / (np.sum(counts_in) + np.sum(counts_out))
+    y, s = labelled(data_list(counts_in, 1e+7 * ratio_in), data_list(counts_out, 1e+7 * (1 - ratio_in)))
+    return auc(fpr, tpr), average_precision_score(y, s), fpr[(np.abs(tpr - 0.95)).argmin()], counts_in, counts_out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_meta_ood_equals_the_original_bit_for_bit(seed):
+    frames = random_frames(seed)
+    # scores on the bin edges, at 0 and at 1 land where np.histogram puts them
+    frames[0][0][:2, :20] = np.array([k / 100 for k in range(0, 101, 5)][:20], dtype=np.float32)
+    frames[0][0][2, :3] = (0.0, 1.0, np.float32(0.29))
+    result = evaluate_frames(build_protocol("meta-ood", 50, 10), lambda: frames)
+    auroc, ap, fpr95, counts_in, counts_out = meta_ood_reference(frames)
+    assert result["counts_in"] == counts_in.tolist() and result["counts_out"] == counts_out.tolist()
+    assert (result["auroc"], result["ap"], result["fpr95"]) == (auroc, ap, fpr95)
+    assert "component" not in result
+
+
+def test_meta_ood_hand_case_and_range():
+    label = np.array([[0, 0, 1, 255]], dtype=np.uint8)
+    protocol = build_protocol("meta-ood", 1, 1)
+    protocol.update(np.array([[0.001, 0.2, 0.995, 7.0]], dtype=np.float32), label)  # the void pixel may be 7
+    result = protocol.compute()
+    assert (result["auroc"], result["ap"], result["fpr95"]) == (1.0, 1.0, 0.0)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        protocol.update(np.array([[0.5, 0.5, 1.5, 0.0]], dtype=np.float32), label)
+
+
+# ---- smiyc: the benchmark's definitions -----------------------------------------------------------------
+
+def smiyc_frame_reference(anomaly_p, label_pixel_gt, num_bins=768):
+    roi = label_pixel_gt < 255
+    prob, gt = anomaly_p[roi], label_pixel_gt[roi].astype(bool)
+    prob_true, prob_false = prob[gt], prob[~gt]
+    bins = [[0, 1]]
+    if prob_true.size:
+        bins.append(np.quantile(prob_true, np.linspace(0, 1, min(num_bins // 2, prob_true.size))))
+    if prob_false.size:
+        bins.append(np.quantile(prob_false, np.linspace(0, 1, min(num_bins // 2, prob_false.size))))
+    bins = np.unique(np.concatenate(bins))
+    tp_rel = np.histogram(prob_true, bins=bins)[0][::-1]
+    fp_rel, edges = np.histogram(prob_false, bins=bins)
+    return edges[::-1][1:], tp_rel, fp_rel[::-1], gt.sum(), (~gt).sum()
+
+
+def smiyc_pixel_reference(frames):
+    per_frame = [smiyc_frame_reference(score.astype(np.float16), label) for score, label in frames]
+    thresholds = np.concatenate([f[0] for f in per_frame])
+    order = np.argsort(thresholds)[::-1]
+    tp_c = np.cumsum(np.concatenate([f[1] for f in per_frame])[order].astype(np.float64))
+    fp_c = np.cumsum(np.concatenate([f[2] for f in per_frame])[order].astype(np.float64))
+    num_pos, num_neg = sum(f[3] for f in per_frame), sum(f[4] for f in per_frame)
+    thresholds = thresholds[order]
+    cmats = np.array([[tp_c, fp_c], [num_pos - tp_c, num_neg - fp_c]]).transpose([2, 0, 1])
+    unique = np.concatenate([[0], np.nonzero(thresholds[:-1] != thresholds[1:])[0], [len(cmats) - 1]])
+    cmats = cmats[unique]
+    tp, fp, fn, tn = cmats[:, 0, 0], cmats[:, 0, 1], cmats[:, 1, 0], cmats[:, 1, 1]
+    pos, neg = tp[0] + fn[0], fp[0] + tn[0]
+    if tp[0] != 0 or fp[0] != 0:
+        tp, fp, fn, tn = np.r_[0, tp], np.r_[0, fp], np.r_[pos, fn], np.r_[neg, tn]
+    if tp[-1] != pos or fp[-1] != neg:
+        tp, fp, fn, tn = np.r_[tp, pos], np.r_[fp, neg], np.r_[fn, 0], np.r_[tn, 0]
+    tpr, fpr = tp / (tp + fn), fp / (fp + tn)
+    precision = np.ones(len(tp))
+    precision[tp + fp > 0] = tp[tp + fp > 0] / (tp + fp)[tp + fp > 0]
+    f1 = 2 * tp / (2 * tp + fp + fn)
+    i95 = np.searchsorted(tpr, 0.95)
+    return dict(auroc=np.trapezoid(tpr, fpr), ap=np.sum(np.diff(tpr) * precision[1:]), fpr95=fpr[i95],
+                f1_threshold=float(thresholds[np.nanargmax(f1)]))
+
+
+def benchmark_instances(anomaly_p, label_pixel_gt, thresh_p, segsize, instsize):
+    structure = np.ones((3, 3), dtype=np.uint8)
+    pred = (anomaly_p > np.float16(thresh_p)) & (label_pixel_gt != 255)  # numpy 1.23 compares in float16
+    gt_inst, n_gt = ndimage.label(label_pixel_gt == 1, structure)
+    pred_inst, n_pred = ndimage.label(pred, structure)
+    for comp in range(n_pred + 1):
+        if np.sum(pred_inst == comp) < segsize:
+            pred_inst[pred_inst == comp] = 0
+    label = label_pixel_gt.copy()
+    for comp in range(n_gt + 1):  # comp 0, the background, included
+        if np.sum(gt_inst == comp) < instsize:
+            label[gt_inst == comp] = 255
+    roi = label < 255
+    return gt_inst[roi], pred_inst[roi]
+
+
+def benchmark_segment_metrics(gt, pred):
+    siou = []
+    for i in np.unique(gt[gt > 0]):
+        hit = np.unique(pred[(gt == i) & (pred > 0)])
+        inter = np.sum((gt == i) & np.isin(pred, hit))
+        adjustment = np.sum(~np.isin(gt, [0, i]) & np.isin(pred, hit))
+        siou.append(inter / (np.sum(np.isin(pred, hit)) + np.sum(gt == i) - inter - adjustment))
+    precision = [np.sum((pred == j) & (gt > 0)) / np.sum(pred == j) for j in np.unique(pred[pred > 0])]
+    return np.array(siou), np.array(precision)
+
+
+def smiyc_component_reference(frames, tau, segsize, instsize):
+    siou, prec = [], []
+    for score, label in frames:
+        s, p = benchmark_segment_metrics(*benchmark_instances(score.astype(np.float16), label, tau, segsize, instsize))
+        siou.append(s)
+        prec.append(p)
+    siou, prec = np.concatenate(siou), np.concatenate(prec)
+    f1 = [2 * np.sum(siou >= t) / (2 * np.sum(siou >= t) + np.sum(siou < t) + np.sum(prec < t))
+          for t in np.linspace(0.25, 0.75, 11, endpoint=True)]
+    return dict(siou_gt=siou.mean(), ppv=prec.mean(), mean_f1=np.mean(f1))
+
+
+@pytest.mark.parametrize("seed,float16", [(0, False), (1, True), (2, True)])
+def test_smiyc_agrees_with_the_benchmark(seed, float16):
+    frames = random_frames(seed, float16=float16)
+    result = evaluate_frames(build_protocol("smiyc", 5, 3), lambda: frames)
+    ref = smiyc_pixel_reference(frames)
+    for key in ("auroc", "ap", "fpr95"):
+        assert result[key] == pytest.approx(ref[key], abs=1e-6), key
+    assert result["f1_threshold"] == ref["f1_threshold"]
+    components = smiyc_component_reference(frames, ref["f1_threshold"], 5, 3)
+    for key in ("siou_gt", "ppv", "mean_f1"):
+        assert result["component"][key] == pytest.approx(components[key], abs=1e-6, nan_ok=True), key
+    assert result["component"]["num_pred"] > 0
+
+
+def test_smiyc_quantile_edges_equal_numpys():
+    # many ties and few pixels: the edges must be np.quantile's to the last bit, or pixels change bins
+    rng = np.random.default_rng(3)
+    for size in (1, 2, 5, 383, 384, 385, 5000):
+        score = rng.choice(np.array([0.0, 0.1, 0.5, 0.5001, 0.9, 1.0], dtype=np.float16), size)
+        score[: size // 3] = rng.random(size // 3).astype(np.float16)
+        label = (rng.random(size) < 0.5).astype(np.uint8)
+        protocol = build_protocol("smiyc", 1, 1)
+        protocol.update(score.astype(np.float32)[None], label[None])
+        thresholds, tp_rel, fp_rel, _, _ = smiyc_frame_reference(score, label)
+        assert np.array_equal(protocol.thresholds[0], thresholds)
+        assert np.array_equal(protocol.tp_rel[0], tp_rel) and np.array_equal(protocol.fp_rel[0], fp_rel)
+
+
+def test_smiyc_hand_case_and_threshold_semantics():
+    # two OoD pixels at 0.75, in-distribution at 0.25: separated, AP 1, FPR95 0
+    label = np.array([[0, 0, 1, 1, 255]], dtype=np.uint8)
+    score = np.array([[0.25, 0.25, 0.75, 0.75, 0.9]], dtype=np.float32)
+    result = evaluate_frames(build_protocol("smiyc", 1, 1), lambda: [(score, label)])
+    assert (result["auroc"], result["ap"], result["fpr95"]) == (1.0, 1.0, 0.0)
+    # the curve's points: (0, 0) prepended, then the edges 0.75 (F1 1), 0.75 again (the kept first entry),
+    # 0.25 and 0; its best F1 is at index 1, and the benchmark reads index 1 of the unreduced edge list
+    # [0.75, 0.25, 0]: tau = 0.25, not 0.75. With `score > 0.25` the components are still perfect.
+    assert result["f1_threshold"] == 0.25
+    assert result["component"]["siou_gt"] == 1.0 and result["component"]["mean_f1"] == 1.0
+
+
+# ---- every protocol ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["exact", "meta-ood"])
+def test_frame_order_does_not_matter(name):
+    frames = random_frames(4, float16=True)
+    forward = evaluate_frames(build_protocol(name, 5, 3), lambda: frames)
+    backward = evaluate_frames(build_protocol(name, 5, 3), lambda: frames[::-1])
+    for key in ("auroc", "ap", "fpr95"):
+        assert forward[key] == pytest.approx(backward[key], abs=1e-12)
+
+
+def test_exact_protocol_is_pixel_and_component_metrics():
+    frames = random_frames(5)
+    result = evaluate_frames(build_protocol("exact", 5, 3), lambda: frames)
+    scores = np.concatenate([s[l != 255] for s, l in frames]).astype(np.float64)
+    is_ood = np.concatenate([l[l != 255] == 1 for s, l in frames])
+    fpr, tpr, _ = roc_curve(is_ood, scores)
+    assert result["auroc"] == pytest.approx(auc(fpr, tpr), abs=1e-6)
+    assert result["ap"] == pytest.approx(average_precision_score(is_ood, scores), abs=1e-6)
+    components = ComponentMetrics(result["f1_threshold"], 5, 3)
+    for score, label in frames:
+        components.update(score, label)
+    assert result["component"]["mean_f1"] == components.compute()["mean_f1"]
+
+
+def test_bad_frames_are_refused():
+    for name in PROTOCOLS:
+        protocol = build_protocol(name, 1, 1)
+        with pytest.raises(ValueError, match="uint8"):
+            protocol.update(np.zeros((2, 2), np.float32), np.zeros((2, 2), np.int64))
+        with pytest.raises(ValueError, match="same shape"):
+            protocol.update(np.zeros((2, 2), np.float32), np.zeros((2, 3), np.uint8))
+    with pytest.raises(ValueError, match="unknown protocol"):
+        build_protocol("paper", 1, 1)
+
+
+def test_component_threshold_compares_in_float64():
+    # float32(0.1) is 0.10000000149 > 0.1: a tau of 0.1 must select these pixels (a float32 comparison did not)
+    score = np.full((4, 4), np.float32(0.1))
+    label = np.ones((4, 4), dtype=np.uint8)
+    metrics = ComponentMetrics(0.1, 1, 1)
+    metrics.update(score, label)
+    assert metrics.compute()["siou_gt"] == 1.0
+    assert len(SIOU_THRESHOLDS) == 11
