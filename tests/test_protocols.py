@@ -214,8 +214,8 @@ def test_exact_protocol_is_pixel_and_component_metrics():
     scores = np.concatenate([s[l != 255] for s, l in frames]).astype(np.float64)
     is_ood = np.concatenate([l[l != 255] == 1 for s, l in frames])
     fpr, tpr, _ = roc_curve(is_ood, scores)
-    assert result["auroc"] == pytest.approx(auc(fpr, tpr), abs=1e-6)
-    assert result["ap"] == pytest.approx(average_precision_score(is_ood, scores), abs=1e-6)
+    assert result["auroc"] == pytest.approx(auc(fpr, tpr), abs=1e-4)  # PixelMetrics' promise
+    assert result["ap"] == pytest.approx(average_precision_score(is_ood, scores), abs=1e-4)
     components = ComponentMetrics(result["f1_threshold"], 5, 3)
     for score, label in frames:
         components.update(score, label)
