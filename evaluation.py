@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 import config
 from src import distributed
-from src.cache import cache_path, checked_cache, checkpoint_identity, read_cache
+from src.cache import cache_path, checked_cache, checkpoint_identity, has_field, read_cache
 from src.dataset import Cityscapes, build_valset, transforms as T
 from src.files import atomic_path, save_json
 from src.metaseg.segment_search import load_all_segments
@@ -23,7 +23,8 @@ from src.oodmc.svm import decision_map, hard_decision_counts, hard_decision_metr
 from src.evaluation.over_cache import binary_labels, component_metrics, pixel_metrics
 from src.evaluation.pixel_metrics import PixelMetrics
 from src.evaluation.plots import save_curves, save_overlay
-from src.evaluation.report import oodmc_table, results_table, save_report
+from src.evaluation.protocols import PROTOCOLS
+from src.evaluation.report import oodmc_table, protocol_entry, results_table, save_report
 from src.runtime import use_amp
 from src.evaluation.score_maps import score_map_path, write_score_map
 from src.evaluation.scores import SCORES, ClassStats
@@ -122,20 +123,35 @@ def evaluate_checkpoint(cfg, dataset, epoch, with_meta):
         if stats is None:
             print(f"SML skipped for {checkpoint}: measure its statistics with `python evaluation.py --sml_stats "
                   f"-epoch {epoch} ...` (the same flags)")
+        if not has_field(cache_files[0], "logsumexp"):
+            scores.remove("energy")
+            print(f"Energy skipped for {checkpoint}: its cache predates the cached logsumexp of the logits; "
+                  f"rebuild it with {config.stage_command(cfg, epoch, '-prepare')}")
         masks = removed_masks_of(results, removed) if with_meta else None
-        pixels = pixel_metrics(cache_files, dataset.train_id_in, dataset.train_id_out, scores, stats, masks,
-                               desc=f"pixel metrics, {name}")
+        protocols = selected_protocols(cfg)
         segsize, instsize = COMPONENT_SIZES[cfg.evalset.VALSET]
+        metrics = pixel_metrics(cache_files, dataset.train_id_in, dataset.train_id_out, scores, protocols, segsize,
+                                instsize, stats, masks, desc=f"pixel metrics, {name}")
         for row, key, row_masks in ((name, "entropy", None), ("+ meta classifier", "entropy+meta", masks)):
-            if key not in pixels:
+            if row_masks is None and key == "entropy+meta":
                 continue
-            computed = {s: pixels[s].compute() for s in pixels if s == key or (row == name and s in scores)}
-            tau = computed[key]["f1_threshold"]
-            components = component_metrics(cache_files, dataset.train_id_in, dataset.train_id_out, tau, segsize,
-                                           instsize, row_masks, desc=f"component metrics, {row}")
-            rows[row]["pixel"] = computed
-            rows[row]["component"] = {**components.compute(), "tau": tau, "segsize": segsize, "instsize": instsize}
+            component_metrics(cache_files, dataset.train_id_in, dataset.train_id_out,
+                              [metrics[p][key] for p in protocols], row_masks, desc=f"component metrics, {row}")
+            for p in protocols:
+                computed = {s: m.compute() for s, m in metrics[p].items() if s == key or (row == name and s in scores)}
+                component = computed[key].pop("component", None)
+                entry = {"pixel": computed, **({"component": component} if component else {})}
+                # the exact protocol keeps the layout results.json always had; the others sit beside it
+                if p == "exact":
+                    rows[row].update(entry)
+                else:
+                    rows[row].setdefault("protocols", {})[p] = entry
     return rows, results, removed
+
+
+def selected_protocols(cfg):
+    """The protocols --protocol asks for, in the order of the tables."""
+    return list(PROTOCOLS) if cfg.stages.protocol == "all" else [cfg.stages.protocol]
 
 
 def export_smiyc(cfg, dataset, epoch, out_dir):
@@ -209,7 +225,7 @@ def main(cfg):
     stages = cfg.stages
     if not any((stages.pixel_eval, stages.segment_eval, stages.moment, stages.sml_stats, stages.export_smiyc)):
         cfg = dataclasses.replace(cfg, stages=dataclasses.replace(stages, pixel_eval=True, segment_eval=True))
-    dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), cfg.evalset.fs_split)
+    dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), config.valset_split(cfg))
     epoch = cfg.evalset.val_epoch
     if cfg.stages.moment:
         evaluate_oodmc(cfg, ctx, dataset, epoch)  # the one stage that shares its images between processes
@@ -241,12 +257,15 @@ def main(cfg):
     out_dir = config.results_dir(cfg, epoch)
     if unlabelled:
         print(f"{unlabelled} of {len(dataset)} frames have no labels and are left out of the metrics")
+    protocols = selected_protocols(cfg)
     report = {"valset": config.valset_name(cfg), "num_images": len(dataset), "num_unlabelled": unlabelled,
-              "rows": rows, "config": cfg.to_dict()}
-    table = results_table(rows)
-    save_report(out_dir, "results", report, f"{config.valset_name(cfg)}: {config.run_name(cfg, epoch)}", table)
-    curves = {name: row["pixel"]["entropy+meta" if name == "+ meta classifier" else "entropy"]
-              for name, row in rows.items() if "pixel" in row}
+              "protocol": cfg.stages.protocol, "protocols": protocols, "rows": rows, "config": cfg.to_dict()}
+    table = results_table(rows, protocols)
+    save_report(out_dir, "results", report, f"{config.valset_name(cfg)}: {config.run_name(cfg, epoch)} "
+                f"(protocol: {cfg.stages.protocol})", table)
+    curves = {name: protocol_entry(row, protocols[0])["pixel"]["entropy+meta" if name == "+ meta classifier"
+                                                                else "entropy"]
+              for name, row in rows.items() if "pixel" in protocol_entry(row, protocols[0])}
     if curves:
         save_curves(curves, os.path.join(out_dir, "roc.png"), os.path.join(out_dir, "pr.png"),
                     f"{config.valset_name(cfg)}, normalised entropy")

@@ -72,7 +72,8 @@ def prepare(cfg, ctx, dataset, epoch):
                 job = (cache_path(cache_dir, i), *cache_arrays(torch.softmax(logits, 0)),
                        logits.amax(0).cpu().numpy(), target.numpy().astype(np.uint8), dataset.label_ids(i),
                        {"image_path": dataset.images[i], "frame_name": dataset.frame_name(i),
-                        "has_label": dataset.has_label(i), "checkpoint": identity, "model": cfg.model.MODEL})
+                        "has_label": dataset.has_label(i), "checkpoint": identity, "model": cfg.model.MODEL},
+                       torch.logsumexp(logits, 0).cpu().numpy())
                 if writers is None:
                     write_cache_arrays(*job)
                     continue
@@ -237,7 +238,7 @@ def main(cfg):
     stages = cfg.meta
     if not any((stages.metaseg_prepare, stages.segment_search, stages.fp_removal, stages.moment, stages.SVM)):
         stages = dataclasses.replace(stages, metaseg_prepare=True, segment_search=True, fp_removal=True)
-    dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), cfg.evalset.fs_split)
+    dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), config.valset_split(cfg))
     epoch = cfg.evalset.val_epoch
     started = time.time()
     if stages.metaseg_prepare:
