@@ -53,9 +53,11 @@ def test_meta_ood_hand_case_and_range():
 
 # ---- smiyc: the benchmark's definitions -----------------------------------------------------------------
 
-@pytest.mark.parametrize("seed,float16", [(0, False), (1, True), (2, True)])
-def test_smiyc_agrees_with_the_benchmark(seed, float16):
-    frames = random_frames(seed, float16=float16)
+@pytest.mark.parametrize("seed,float16,scale", [(0, False, 1), (1, True, 1), (2, True, 1), (3, False, -20)])
+def test_smiyc_agrees_with_the_benchmark(seed, float16, scale):
+    # scale -20: negative scores around -10 on in-distribution pixels (like -max logit), all beyond [0, 1]
+    frames = [(scale * (1 - score) if scale < 0 else score, label)
+              for score, label in random_frames(seed, float16=float16)]
     result = evaluate_frames(build_protocol("smiyc", 5, 3), lambda: frames)
     ref = smiyc_pixel_reference(frames)
     for key in ("auroc", "ap", "fpr95"):

@@ -36,6 +36,7 @@ reproduces one reference exactly, behind one streaming interface that works on f
   background smaller than `instsize` pixels becomes void. O(frames x 768) memory.
 """
 import numpy as np
+import torch
 from sklearn.metrics import auc, average_precision_score, roc_curve
 
 from src.evaluation.component_metrics import ComponentMetrics
@@ -132,18 +133,14 @@ class MetaOodProtocol(_Protocol):
 
     def update(self, score, label):
         score, label = _check_frame(score, label)
-        valid = label != 255
-        values = score[valid].astype(np.float64)
-        if values.size and not (values.min() >= 0 and values.max() <= 1):  # also catches NaN
-            raise ValueError("the meta-ood protocol bins scores on [0, 1] (as the original's entropy histogram), "
-                             f"got scores in [{values.min()}, {values.max()}]; use it with entropy or max_softmax")
-        # np.histogram's bin of each value, exactly: the bin with edges[k] <= value < edges[k + 1], the last
-        # bin closed; the float estimate is off by at most one bin, which the two comparisons correct
-        bins = np.minimum((values * self.num_bins).astype(np.int64), self.num_bins - 1)
-        bins -= values < self.edges[bins]
-        bins += (values >= self.edges[bins + 1]) & (bins < self.num_bins - 1)
-        self.counts += np.bincount(bins + self.num_bins * (label[valid] == 1), minlength=2 * self.num_bins
-                                   ).reshape(2, self.num_bins)
+        for row, class_label in ((0, 0), (1, 1)):
+            values = score[label == class_label]
+            if values.size and not (values.min() >= 0 and values.max() <= 1):  # also catches NaN
+                raise ValueError("the meta-ood protocol bins scores on [0, 1] (as the original's entropy histogram), "
+                                 f"got scores in [{values.min()}, {values.max()}]; use it with entropy or max_softmax")
+            # the original's own binning: np.histogram sorts the values (fast where numpy has a vectorised
+            # sort) and keeps edges[k] <= value < edges[k + 1], the last bin closed
+            self.counts[row] += np.histogram(values, bins=self.edges)[0]
 
     def pixel_result(self):
         counts_in, counts_out = self.counts
@@ -196,9 +193,20 @@ def _float16_table():
 
 
 def _float16_keys(values16):
-    """Order-preserving uint16 -> int32 keys of float16 values (-0.0 and +0.0 adjacent, equal in value)."""
-    bits = values16.view(np.uint16).astype(np.int32)
-    return np.where(bits & 0x8000, 0xFFFF - bits, bits + 0x8000)
+    """Order-preserving uint16 keys of float16 values (-0.0 and +0.0 adjacent, equal in value), computed in
+    place of `values16`'s bits: a positive float's sign bit is set, a negative float's bits are inverted."""
+    bits = values16.view(np.uint16)
+    flip = bits >> 15
+    flip *= 0x7FFF
+    flip |= 0x8000
+    bits ^= flip
+    return bits
+
+
+def to_float16(score):
+    """score (any shape, float) rounded to float16 as the submission files store it; torch converts about
+    five times faster than numpy, with the same round-to-nearest-even."""
+    return torch.from_numpy(np.ascontiguousarray(score, dtype=np.float32)).half().numpy()
 
 
 FLOAT16_VALUES = _float16_table()
@@ -240,14 +248,14 @@ class SmiycProtocol(_Protocol):
 
     def update(self, score, label):
         score, label = _check_frame(score, label)
-        score16 = score.astype(np.float16)
-        if np.isnan(score16).any():
+        if np.isnan(score).any():
             raise ValueError("scores contain NaN; the score map is broken")
-        # one histogram of the 65536 float16 keys per class gives the sorted sample of each class exactly
-        row = np.full(256, 2, dtype=np.int32)
-        row[0], row[1] = 0, 1
-        index = (row[label] << 16) | _float16_keys(score16)
-        histogram = np.bincount(index.ravel(), minlength=3 << 16).reshape(3, 1 << 16)[:2]
+        # one histogram of the 65536 float16 keys per class gives the sorted sample of each class exactly;
+        # labels 0 / 1 / 255 become rows 0 / 1 / 2
+        index = np.minimum(label.ravel(), 2).astype(np.int32)
+        index <<= 16
+        index |= _float16_keys(to_float16(score).ravel())
+        histogram = np.bincount(index, minlength=3 << 16).reshape(3, 1 << 16)[:2]
         cumulative = np.cumsum(histogram, axis=1)
         num_neg, num_pos = int(cumulative[0, -1]), int(cumulative[1, -1])
         edges = [np.array([0.0, 1.0])]
@@ -330,4 +338,4 @@ class _Float16ComponentMetrics(ComponentMetrics):
 
     def update(self, score, label):
         score, label = _check_frame(score, label)
-        super().update(score.astype(np.float16), label)
+        super().update(to_float16(score), label)
