@@ -321,8 +321,7 @@ class SmiycProtocol(_Protocol):
             "best_f1": float(f1[best]),
             "num_ood": self.num_pos,
             "num_in": self.num_neg,
-            "roc": {"fpr": fpr, "tpr": tpr},
-            "pr": {"recall": recall, "precision": precision},
+            **_thinned(fpr, tpr, recall, precision),
         }
 
     def components(self):
@@ -331,6 +330,13 @@ class SmiycProtocol(_Protocol):
         tau = float(np.float16(self.pixel_result()["f1_threshold"]))
         self.component_metrics = _Float16ComponentMetrics(tau, self.segsize, self.instsize, void_small_background=True)
         return self.component_metrics
+
+
+def _thinned(fpr, tpr, recall, precision, points=1000):
+    """{"roc": {fpr, tpr}, "pr": {recall, precision}} at most `points` curve points spread evenly along the ROC
+    curve, for the plots (the full curve has up to 768 points per frame)."""
+    keep = np.unique(np.minimum(np.searchsorted(fpr + tpr, np.linspace(0, 2, points)), len(fpr) - 1))
+    return {"roc": {"fpr": fpr[keep], "tpr": tpr[keep]}, "pr": {"recall": recall[keep], "precision": precision[keep]}}
 
 
 class _Float16ComponentMetrics(ComponentMetrics):
