@@ -150,8 +150,11 @@ def test_evaluation_counts_hand_made_segments_and_removals(tiny_checkpoints, pre
     removed, fp, fn = HAND_COUNTS[1]
     np.savez(run_folder / "segments_t0.7" / "meta_classifier.npz", removed=np.concatenate(removed).astype(bool),
              image=np.concatenate([np.full(len(r), i) for i, r in enumerate(removed)]).astype(int))
-    report, _ = run_stage3(prepared_world, tmp_path, *common, "-segment", "--num_visualizations", "0")
+    report, printed = run_stage3(prepared_world, tmp_path, *common, "-segment", "-pixel", "--num_visualizations", "0")
     assert report["rows"]["baseline"]["segments"] == {"fp": 3, "fn": 4}
+    # these caches hold no logsumexp (as caches made before it was cached): the energy score is skipped, saying so
+    assert "Energy skipped" in printed and "-prepare" in printed.split("Energy skipped")[1].splitlines()[0]
+    assert "energy" not in report["rows"]["baseline"]["pixel"] and "max_logit" in report["rows"]["baseline"]["pixel"]
     assert report["rows"]["+ meta classifier"]["segments"] == {"fp": fp, "fn": fn}
 
 

@@ -252,7 +252,7 @@ class SmiycProtocol(_Protocol):
             raise ValueError("scores contain NaN; the score map is broken")
         # one histogram of the 65536 float16 keys per class gives the sorted sample of each class exactly;
         # labels 0 / 1 / 255 become rows 0 / 1 / 2
-        index = np.minimum(label.ravel(), 2).astype(np.int32)
+        index = np.minimum(label.ravel(), 2).astype(np.intp)  # intp: bincount would convert to it
         index <<= 16
         index |= _float16_keys(to_float16(score).ravel())
         histogram = np.bincount(index, minlength=3 << 16).reshape(3, 1 << 16)[:2]
