@@ -2,9 +2,9 @@
 
     python bench/protocols.py [--frames 100] [--height 1024 --width 2048]
 
-100 frames of 1024 x 2048 (2.1e8 pixels) by default, entropy-like scores in [0, 1] (in-distribution near 0, OoD near 1), 5% OoD and 5% void pixels,
-made by a seeded generator; making a frame is not timed. Each side runs in its own subprocess so that
-its peak resident memory (ru_maxrss) is its own:
+100 frames of 1024 x 2048 (2.1e8 pixels) by default, entropy-like scores in [0, 1] (in-distribution near 0,
+OoD near 1), 5% OoD and 5% void pixels, made by a seeded generator; making a frame is not timed. Each side
+runs in its own subprocess so that its peak resident memory (ru_maxrss) is its own:
 
 - exact, meta-ood, smiyc: src/evaluation/protocols.py, one frame at a time (`update`, then `compute`);
 - meta-ood original: the published meta-ood code's pixel metrics as a faithful port (tests/

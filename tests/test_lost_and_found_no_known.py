@@ -65,7 +65,8 @@ def test_no_known_needs_the_whole_test_split(laf_root, tmp_path):
     partial = tmp_path / "lost_and_found"
     for folder in ("leftImg8bit", "gtCoarse"):
         os.makedirs(partial / folder / "test")
-        os.symlink(laf_root / folder / "test" / "02_Hanns_Klemm_Str_44", partial / folder / "test" / "02_Hanns_Klemm_Str_44")
+        sequence = "02_Hanns_Klemm_Str_44"
+        os.symlink(laf_root / folder / "test" / sequence, partial / folder / "test" / sequence)
     with pytest.raises(UserError, match="1203 LostAndFound test frames.*holds 212.*--laf_split test"):
         build_valset("LostAndFound", str(partial), "testNoKnown")
 

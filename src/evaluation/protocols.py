@@ -72,7 +72,8 @@ def evaluate_frames(protocol, frames):
 def _check_frame(score, label):
     score, label = np.asarray(score), np.asarray(label)
     if score.ndim != 2 or score.shape != label.shape:
-        raise ValueError(f"score and label must be (H, W) arrays of the same shape, got {score.shape} and {label.shape}")
+        raise ValueError(f"score and label must be (H, W) arrays of the same shape, got {score.shape} and "
+                         f"{label.shape}")
     if label.dtype != np.uint8:
         raise ValueError(f"label must be uint8 (0 in-distribution, 1 OoD, 255 ignored), got dtype {label.dtype}")
     if score.dtype.kind != "f":
@@ -292,7 +293,8 @@ class SmiycProtocol(_Protocol):
         fn, tn = self.num_pos - tp, self.num_neg - fp
         num_pos, num_neg = tp[0] + fn[0], fp[0] + tn[0]
         if tp[0] != 0 or fp[0] != 0:
-            tp, fp, fn, tn = (np.concatenate([[start], v]) for start, v in zip((0, 0, num_pos, num_neg), (tp, fp, fn, tn)))
+            starts = (0, 0, num_pos, num_neg)
+            tp, fp, fn, tn = (np.concatenate([[start], v]) for start, v in zip(starts, (tp, fp, fn, tn)))
         if tp[-1] != num_pos or fp[-1] != num_neg:
             tp, fp, fn, tn = (np.concatenate([v, [end]]) for end, v in zip((num_pos, num_neg, 0, 0), (tp, fp, fn, tn)))
         return {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "thresholds": thresholds}
