@@ -17,7 +17,8 @@ NUM_CLASSES = 19  # the Cityscapes train classes
 MODELS = ("DeepLabV3+_WideResNet38", "DualGCNNet_res50", "DeepLabV3+_TinyResNet")
 TRAINSETS = ("Cityscapes+COCO", "Cityscapes")
 VALSETS = ("LostAndFound", "Fishyscapes", "RoadAnomaly21", "RoadObstacle21")
-SCORES = ("entropy", "max_softmax", "max_logit", "sml")
+SCORES = ("entropy", "max_softmax", "max_logit", "sml", "energy")
+PROTOCOLS = ("exact", "meta-ood", "smiyc", "all")
 
 
 def setting(default, help, flags=(), choices=None, low=None, high=None):
@@ -108,6 +109,12 @@ class Training:
 class EvalSet:
     VALSET: str = setting(VALSETS[0], "evaluation dataset", flags=("-val",), choices=VALSETS)
     fs_split: str = setting("Static", "Fishyscapes split", choices=("Static", "LostAndFound"))
+    laf_split: str = setting("test", "LostAndFound frames: test (all 1203 test frames, hazards OoD) or testNoKnown (the "
+                                     "SegmentMeIfYouCan leaderboard's 1043 frames without people and bicycles, every "
+                                     "object OoD)", choices=("test", "testNoKnown"))
+    TRAINSET: str = setting(TRAINSETS[0], "training set of the evaluated checkpoint; taken so that scripts written "
+                                          "for the original run (only OoD-trained checkpoints are evaluated)",
+                            flags=("-train",), choices=TRAINSETS[:1])
     val_epoch: int = setting(4, "checkpoint to evaluate: epoch e of OoD training, 0 = init_ckpt (the baseline)",
                              flags=("-epoch",), low=0)
     entropy_threshold: float = setting(0.7, "normalised-entropy threshold of the OoD segment search, in [0, 1]",
@@ -135,6 +142,9 @@ class EvalStages:
     sml_stats: bool = setting(False, "measure the SML class statistics of the checkpoint on Cityscapes train")
     num_visualizations: int = setting(8, "per-image overlays written for the first N images", low=0)
     export_smiyc: str = setting("", "directory to write SegmentMeIfYouCan submission files to (off when empty)")
+    protocol: str = setting("exact", "how pixel metrics are computed: exact (every pixel, as sklearn), meta-ood (the "
+                                     "paper's 100 bins), smiyc (the SegmentMeIfYouCan benchmark's code) or all three",
+                            choices=PROTOCOLS)
 
 
 @dataclass(frozen=True)
@@ -273,7 +283,14 @@ def valset_name(cfg):
     """VALSET with its split, as used in output paths (Fishyscapes_Static, LostAndFound, ...)."""
     if cfg.evalset.VALSET == "Fishyscapes":
         return f"Fishyscapes_{cfg.evalset.fs_split}"
+    if cfg.evalset.VALSET == "LostAndFound" and cfg.evalset.laf_split != "test":
+        return f"LostAndFound_{cfg.evalset.laf_split}"
     return cfg.evalset.VALSET
+
+
+def valset_split(cfg):
+    """The split argument of src.dataset.build_valset: fs_split for Fishyscapes, laf_split for LostAndFound."""
+    return cfg.evalset.laf_split if cfg.evalset.VALSET == "LostAndFound" else cfg.evalset.fs_split
 
 
 def valset_root(cfg):
@@ -355,6 +372,7 @@ def evaluated_checkpoint(cfg, epoch):
 def stage_command(cfg, epoch, stage):
     """The command line that runs `stage` (-prepare, -segment, ...) for checkpoint `epoch` of this config."""
     return (f"python meta_classification.py {stage} -val {cfg.evalset.VALSET} --fs_split {cfg.evalset.fs_split} "
+            f"--laf_split {cfg.evalset.laf_split} "
             f"-model {cfg.model.MODEL} --optim_target {cfg.model.optim_target} -alpha {cfg.model.pareto_alpha} "
             f"-epoch {epoch} -threshold {cfg.evalset.entropy_threshold} --data_root {cfg.paths.data_root} "
             f"--io_root {cfg.paths.io_root}" + (f" --init_ckpt {cfg.model.init_ckpt}" if cfg.model.init_ckpt else ""))

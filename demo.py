@@ -43,7 +43,7 @@ STEPS = [
     ("OoD-trained model: cache, segment search, meta classifier",
      ["meta_classification.py", *EVAL, "-epoch", str(OOD_EPOCHS)]),
     ("SML statistics on Cityscapes train", ["evaluation.py", *EVAL, "-epoch", str(OOD_EPOCHS), "--sml_stats"]),
-    ("evaluation", ["evaluation.py", *EVAL, "-epoch", str(OOD_EPOCHS)]),
+    ("evaluation", ["evaluation.py", *EVAL, "-epoch", str(OOD_EPOCHS), "--protocol", "all"]),
     ("OODMC: MC-dropout moment features and a linear SVM",
      ["meta_classification.py", *EVAL, "-epoch", str(OOD_EPOCHS), "-moment", "-SVM", *OODMC]),
     ("OODMC evaluation", ["evaluation.py", *EVAL, "-epoch", str(OOD_EPOCHS), "-moment", *OODMC]),

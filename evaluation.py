@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 import config
 from src import distributed
-from src.cache import cache_path, checked_cache, checkpoint_identity, read_cache
+from src.cache import cache_path, checked_cache, checkpoint_identity, has_field, read_cache
 from src.checks import check_output_dir, read_image
 from src.dataset import Cityscapes, build_valset, transforms as T
 from src.errors import UserError, run_script
@@ -23,11 +23,11 @@ from src.metaseg.segment_search import load_all_segments
 from src.model import infer_dataset, load_model
 from src.oodmc.moments import moment_features
 from src.oodmc.svm import decision_map, hard_decision_counts, hard_decision_metrics, load_svm
-from src.evaluation.component_metrics import ComponentMetrics
 from src.evaluation.over_cache import binary_labels, component_metrics, pixel_metrics
 from src.evaluation.pixel_metrics import PixelMetrics
 from src.evaluation.plots import save_curves, save_overlay
-from src.evaluation.report import earlier_rows, merge_rows, oodmc_table, results_table, save_report
+from src.evaluation.protocols import PROTOCOLS, build_protocol
+from src.evaluation.report import earlier_rows, merge_rows, oodmc_table, protocol_entry, results_table, save_report
 from src.runtime import use_amp
 from src.evaluation.score_maps import score_map_path, write_score_map
 from src.evaluation.scores import SCORES, ClassStats
@@ -133,20 +133,35 @@ def evaluate_checkpoint(cfg, dataset, epoch, with_meta):
         if stats is None:
             print(f"SML skipped for {checkpoint}: measure its statistics with `python evaluation.py --sml_stats "
                   f"-epoch {epoch} ...` (the same flags)")
+        if not has_field(cache_files[0], "logsumexp"):
+            scores.remove("energy")
+            print(f"Energy skipped for {checkpoint}: its cache predates the cached logsumexp of the logits; "
+                  f"rebuild it with {config.stage_command(cfg, epoch, '-prepare')}")
         masks = removed_masks_of(results, removed) if with_meta else None
-        pixels = pixel_metrics(cache_files, dataset.train_id_in, dataset.train_id_out, scores, stats, masks,
-                               desc=f"pixel metrics, {name}")
+        protocols = selected_protocols(cfg)
         segsize, instsize = COMPONENT_SIZES[cfg.evalset.VALSET]
+        metrics = pixel_metrics(cache_files, dataset.train_id_in, dataset.train_id_out, scores, protocols, segsize,
+                                instsize, stats, masks, desc=f"pixel metrics, {name}")
         for row, key, row_masks in ((name, "entropy", None), ("+ meta classifier", "entropy+meta", masks)):
-            if key not in pixels:
+            if row_masks is None and key == "entropy+meta":
                 continue
-            computed = {s: pixels[s].compute() for s in pixels if s == key or (row == name and s in scores)}
-            tau = computed[key]["f1_threshold"]
-            components = component_metrics(cache_files, dataset.train_id_in, dataset.train_id_out, tau, segsize,
-                                           instsize, row_masks, desc=f"component metrics, {row}")
-            rows[row]["pixel"] = computed
-            rows[row]["component"] = {**components.compute(), "tau": tau, "segsize": segsize, "instsize": instsize}
+            component_metrics(cache_files, dataset.train_id_in, dataset.train_id_out,
+                              [metrics[p][key] for p in protocols], row_masks, desc=f"component metrics, {row}")
+            for p in protocols:
+                computed = {s: m.compute() for s, m in metrics[p].items() if s == key or (row == name and s in scores)}
+                component = computed[key].pop("component", None)
+                entry = {"pixel": computed, **({"component": component} if component else {})}
+                # the exact protocol keeps the layout results.json always had; the others sit beside it
+                if p == "exact":
+                    rows[row].update(entry)
+                else:
+                    rows[row].setdefault("protocols", {})[p] = entry
     return rows, results, removed
+
+
+def selected_protocols(cfg):
+    """The protocols --protocol asks for, in the order of the tables."""
+    return list(PROTOCOLS) if cfg.stages.protocol == "all" else [cfg.stages.protocol]
 
 
 def export_smiyc(cfg, dataset, epoch, out_dir):
@@ -245,19 +260,26 @@ def external_meta_classifier(cfg, maps):
     return results, [removed[image == i] for i in range(len(results))], fill
 
 
-def measure_pairs(pairs, segsize, instsize):
-    """Pixel metrics (PixelMetrics.compute()) and component metrics of the (score, label) pairs that each call
-    `pairs()` yields: two passes, since the component threshold is the pixel F1's best threshold."""
-    pixels = PixelMetrics()
+def measure_pairs(pairs, protocols, segsize, instsize):
+    """{protocol: protocol.compute()} of the (score, label) pairs that each call `pairs()` yields, every protocol
+    fed in the same two passes (the component threshold comes from the first). meta-ood bins [0, 1]: maps
+    outside it leave it out, with a line saying so."""
+    accumulators = {name: build_protocol(name, segsize, instsize) for name in protocols}
     for score, label in pairs():
-        valid = label != 255
-        pixels.update(score[valid], label[valid] == 1)
-    computed = pixels.compute()
-    tau = computed["f1_threshold"]
-    components = ComponentMetrics(tau, segsize, instsize)
-    for score, label in pairs():
-        components.update(score, label)
-    return computed, {**components.compute(), "tau": tau, "segsize": segsize, "instsize": instsize}
+        for name, accumulator in list(accumulators.items()):
+            try:
+                accumulator.update(score, label)
+            except ValueError as error:
+                if name != "meta-ood":
+                    raise
+                print(f"meta-ood protocol skipped: {error}")
+                del accumulators[name]
+    passes = [c for c in (a.components() for a in accumulators.values()) if c is not None]
+    if passes:
+        for score, label in pairs():
+            for components in passes:
+                components.update(score, label)
+    return {name: accumulator.compute() for name, accumulator in accumulators.items()}
 
 
 def evaluate_external(cfg, dataset):
@@ -285,20 +307,30 @@ def evaluate_external(cfg, dataset):
         fp, fn = count_segment_errors(results, removed)
         rows["+ meta classifier"] = {"scores_from": rows["external"]["scores_from"], "segments": {"fp": fp, "fn": fn}}
     segsize, instsize = COMPONENT_SIZES[cfg.evalset.VALSET]
+    protocols = selected_protocols(cfg)
     for name, masks in (("external", None), ("+ meta classifier", removed_pixels)):
         if name not in rows or not cfg.stages.pixel_eval:
             continue
-        pixel, rows[name]["component"] = measure_pairs(lambda: score_label_pairs(maps, masks, fill), segsize, instsize)
-        rows[name]["pixel"] = {"score": pixel}
+        measured = measure_pairs(lambda: score_label_pairs(maps, masks, fill), protocols, segsize, instsize)
+        for protocol, result in measured.items():
+            entry = {"pixel": {"score": result}, **({"component": result.pop("component")} if "component" in result
+                                                    else {})}
+            if protocol == "exact":  # results.json's original layout, as for the project's own maps
+                rows[name].update(entry)
+            else:
+                rows[name].setdefault("protocols", {})[protocol] = entry
     out_dir = config.external_results_dir(cfg)
     report = {"valset": config.valset_name(cfg), "num_images": len(dataset), "num_unlabelled": unlabelled,
-              "scores_from": os.path.abspath(cfg.scores.scores_from), "rows": rows, "config": cfg.to_dict()}
+              "scores_from": os.path.abspath(cfg.scores.scores_from), "protocol": cfg.stages.protocol,
+              "protocols": protocols, "rows": rows, "config": cfg.to_dict()}
     if results is not None:
         report["families"] = load_json(os.path.join(config.external_segments_dir(cfg), "segments.json"),
                                        f"search again with {config.external_command(cfg, '-segment')}")["families"]
-    table = results_table(rows, score="score", meta_score="score")
-    save_report(out_dir, "results", report, f"{config.valset_name(cfg)}: score maps of {cfg.scores.scores_from}", table)
-    curves = {name: row["pixel"]["score"] for name, row in rows.items() if "pixel" in row}
+    table = results_table(rows, protocols, score="score", meta_score="score")
+    save_report(out_dir, "results", report, f"{config.valset_name(cfg)}: score maps of {cfg.scores.scores_from} "
+                f"(protocol: {cfg.stages.protocol})", table)
+    curves = {name: protocol_entry(row, protocols[0])["pixel"]["score"] for name, row in rows.items()
+              if "pixel" in protocol_entry(row, protocols[0])}
     if curves:
         save_curves(curves, os.path.join(out_dir, "roc.png"), os.path.join(out_dir, "pr.png"),
                     f"{config.valset_name(cfg)}, {config.scores_name(cfg)}")
@@ -312,7 +344,7 @@ def main(cfg):
     stages = cfg.stages
     if not any((stages.pixel_eval, stages.segment_eval, stages.moment, stages.sml_stats, stages.export_smiyc)):
         cfg = dataclasses.replace(cfg, stages=dataclasses.replace(stages, pixel_eval=True, segment_eval=True))
-    dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), cfg.evalset.fs_split)
+    dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), config.valset_split(cfg))
     epoch = cfg.evalset.val_epoch
     check_output_dir(config.results_dir(cfg, epoch), "--io_root")
     if cfg.stages.export_smiyc:
@@ -350,12 +382,15 @@ def main(cfg):
     rows = merge_rows(earlier_rows(os.path.join(out_dir, "results.json")), rows)
     if unlabelled:
         print(f"{unlabelled} of {len(dataset)} frames have no labels and are left out of the metrics")
+    protocols = selected_protocols(cfg)
     report = {"valset": config.valset_name(cfg), "num_images": len(dataset), "num_unlabelled": unlabelled,
-              "rows": rows, "config": cfg.to_dict()}
-    table = results_table(rows)
-    save_report(out_dir, "results", report, f"{config.valset_name(cfg)}: {config.run_name(cfg, epoch)}", table)
-    curves = {name: row["pixel"]["entropy+meta" if name == "+ meta classifier" else "entropy"]
-              for name, row in rows.items() if "pixel" in row}
+              "protocol": cfg.stages.protocol, "protocols": protocols, "rows": rows, "config": cfg.to_dict()}
+    table = results_table(rows, protocols)
+    save_report(out_dir, "results", report, f"{config.valset_name(cfg)}: {config.run_name(cfg, epoch)} "
+                f"(protocol: {cfg.stages.protocol})", table)
+    curves = {name: protocol_entry(row, protocols[0])["pixel"]["entropy+meta" if name == "+ meta classifier"
+                                                                else "entropy"]
+              for name, row in rows.items() if "pixel" in protocol_entry(row, protocols[0])}
     if curves:
         save_curves(curves, os.path.join(out_dir, "roc.png"), os.path.join(out_dir, "pr.png"),
                     f"{config.valset_name(cfg)}, normalised entropy")

@@ -83,7 +83,8 @@ def prepare(cfg, ctx, dataset, epoch):
                            logits.amax(0).cpu().numpy(), target.numpy().astype(np.uint8), dataset.label_ids(i),
                            {"image_path": dataset.images[i], "frame_name": dataset.frame_name(i),
                             "has_label": dataset.has_label(i), "checkpoint": identity, "labels": labels[i],
-                            "model": cfg.model.MODEL})
+                            "model": cfg.model.MODEL},
+                           torch.logsumexp(logits, 0).cpu().numpy())
                     if writers is None:
                         write_cache_arrays(*job)
                         continue
@@ -329,7 +330,7 @@ def main(cfg):
     if not any((stages.metaseg_prepare, stages.segment_search, stages.fp_removal, stages.moment, stages.SVM)):
         stages = dataclasses.replace(stages, metaseg_prepare=not cfg.scores.scores_from, segment_search=True,
                                      fp_removal=True)
-    dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), cfg.evalset.fs_split)
+    dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), config.valset_split(cfg))
     epoch = cfg.evalset.val_epoch
     check_output_dir(config.run_dir(cfg, epoch), "--io_root")
     if stages.moment:

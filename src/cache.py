@@ -2,7 +2,8 @@
 
 Each file holds the softmax as float16, the normalised entropy of the float32 softmax as float32 (the
 segment search thresholds it, so float16 rounding must not move pixels across the threshold), the max
-logit as float32 (for the max-logit and SML scores), the train-id ground truth, the official label ids,
+logit as float32 (for the max-logit and SML scores), the logsumexp of the logits as float32 (for the energy
+score; caches written before it lack it, and the energy score is then skipped), the train-id ground truth, the official label ids,
 and attributes saying which image and which checkpoint made it. Compressed with gzip + shuffle, that is
 10-20 MiB per 1024x2048 image against the original's 152 MiB (bench/cache_size.py).
 """
@@ -21,6 +22,7 @@ from src.identity import checkpoint_identity  # noqa: F401  (the identity every 
 # level 1: higher levels gain 5% in size and cost several times the time
 _COMPRESSION = dict(compression="gzip", compression_opts=1, shuffle=True)
 FIELDS = ("probs", "entropy", "max_logit", "gt_train", "gt_label")
+OPTIONAL_FIELDS = ("logsumexp",)  # read by default when the file has them
 
 
 def cache_path(cache_dir, index):
@@ -35,16 +37,16 @@ def cache_arrays(probs):
     return probs.half().cpu().numpy(), normalized_entropy_tensor(probs).cpu().numpy()
 
 
-def write_cache(path, probs, max_logit, gt_train, gt_label, attrs):
+def write_cache(path, probs, max_logit, gt_train, gt_label, attrs, logsumexp=None):
     """Write one image's cache atomically.
 
     probs: (C, H, W) float32 softmax; max_logit: (H, W) float32; gt_train, gt_label: (H, W) uint8;
-    attrs: dict of str/int/float (image_path, frame_name, checkpoint, ...).
+    attrs: dict of str/int/float (image_path, frame_name, checkpoint, ...); logsumexp: None or (H, W) float32.
     """
-    write_cache_arrays(path, *cache_arrays(probs), max_logit, gt_train, gt_label, attrs)
+    write_cache_arrays(path, *cache_arrays(probs), max_logit, gt_train, gt_label, attrs, logsumexp)
 
 
-def write_cache_arrays(path, probs16, entropy, max_logit, gt_train, gt_label, attrs):
+def write_cache_arrays(path, probs16, entropy, max_logit, gt_train, gt_label, attrs, logsumexp=None):
     """write_cache from the arrays of cache_arrays (the compression alone, for writer processes)."""
     rows = min(probs16.shape[1], 256)
     # built in memory (HDF5's own driver, no Python callbacks for Ctrl-C to land in): HDF5 crashes the process
@@ -54,6 +56,9 @@ def write_cache_arrays(path, probs16, entropy, max_logit, gt_train, gt_label, at
         f.create_dataset("entropy", data=entropy, chunks=(rows, probs16.shape[2]), **_COMPRESSION)
         f.create_dataset("max_logit", data=np.asarray(max_logit, dtype=np.float32), chunks=(rows, probs16.shape[2]),
                          **_COMPRESSION)
+        if logsumexp is not None:
+            f.create_dataset("logsumexp", data=np.asarray(logsumexp, dtype=np.float32),
+                             chunks=(rows, probs16.shape[2]), **_COMPRESSION)
         f.create_dataset("gt_train", data=gt_train.astype(np.uint8), **_COMPRESSION)
         f.create_dataset("gt_label", data=gt_label.astype(np.uint8), **_COMPRESSION)
         for key, value in attrs.items():
@@ -64,9 +69,12 @@ def write_cache_arrays(path, probs16, entropy, max_logit, gt_train, gt_label, at
         out.write(image)
 
 
-def read_cache(path, fields=FIELDS):
-    """One image's cache as a dict: the requested arrays (probs as float32) plus every attribute."""
+def read_cache(path, fields=None):
+    """One image's cache as a dict: the requested arrays (default: FIELDS and the OPTIONAL_FIELDS it has; probs
+    as float32) plus every attribute."""
     with h5py.File(path, "r") as f:
+        if fields is None:
+            fields = FIELDS + tuple(key for key in OPTIONAL_FIELDS if key in f)
         out = {key: f[key][...] for key in fields}
         out.update({key: _plain(value) for key, value in f.attrs.items()})
     if "probs" in out:
@@ -122,3 +130,7 @@ def _attr(path, key):
         return read_attrs(path).get(key)
     except OSError:
         return "an unreadable (damaged) file"
+def has_field(path, field):
+    """True when the cache file `path` holds the array `field` (e.g. logsumexp, which older caches lack)."""
+    with h5py.File(path, "r") as f:
+        return field in f

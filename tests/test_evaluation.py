@@ -23,7 +23,9 @@ from src.errors import UserError
 from src.identity import label_identities
 from src.metaseg.segment_search import load_segments, segment_search
 from src.model import build_model, load_checkpoint
+from src.evaluation.over_cache import binary_labels
 from src.evaluation.pixel_metrics import PixelMetrics
+from src.evaluation.protocols import build_protocol, evaluate_frames
 from src.evaluation.scores import ClassStats
 from src.evaluation.segment_errors import count_segment_errors
 from tests.test_meta_classification import MODEL, NAMES, run_stage2, run_stage3
@@ -151,8 +153,11 @@ def test_evaluation_counts_hand_made_segments_and_removals(tiny_checkpoints, pre
     removed, fp, fn = HAND_COUNTS[1]
     np.savez(run_folder / "segments_t0.7" / "meta_classifier.npz", removed=np.concatenate(removed).astype(bool),
              image=np.concatenate([np.full(len(r), i) for i, r in enumerate(removed)]).astype(int))
-    report, _ = run_stage3(prepared_world, tmp_path, *common, "-segment", "--num_visualizations", "0")
+    report, printed = run_stage3(prepared_world, tmp_path, *common, "-segment", "-pixel", "--num_visualizations", "0")
     assert report["rows"]["baseline"]["segments"] == {"fp": 3, "fn": 4}
+    # these caches hold no logsumexp (as caches made before it was cached): the energy score is skipped, saying so
+    assert "Energy skipped" in printed and "-prepare" in printed.split("Energy skipped")[1].splitlines()[0]
+    assert "energy" not in report["rows"]["baseline"]["pixel"] and "max_logit" in report["rows"]["baseline"]["pixel"]
     assert report["rows"]["+ meta classifier"]["segments"] == {"fp": fp, "fn": fn}
 
 
@@ -333,3 +338,32 @@ def test_missing_inputs_stop_evaluation_naming_the_command_that_makes_them(tiny_
         run_stage2(prepared_world, tmp_path, *command[2:])
     report, _ = run_stage3(prepared_world, tmp_path, *common, "--num_visualizations", "0")
     assert list(report["rows"]) == ["baseline", "+ meta classifier"]
+
+
+def test_protocol_all_reports_the_three_protocols_beside_the_exact_layout(run, prepared_world):
+    """--protocol all: results.json keeps the exact protocol where it always was, adds meta-ood and smiyc beside
+    it with the numbers the protocols give on the cached entropy, and results.md lists each row per protocol."""
+    report, printed = run_stage3(prepared_world, run.io_root, "--init_ckpt", str(run.baseline), "-epoch", "1",
+                                 "--num_visualizations", "0", "--protocol", "all")
+    assert report["protocol"] == "all" and report["protocols"] == ["exact", "meta-ood", "smiyc"]
+    trained = report["rows"][ROWS[1]]
+    exact = run.second[0]["rows"][ROWS[1]]
+    assert trained["pixel"]["entropy"]["ap"] == exact["pixel"]["entropy"]["ap"]
+    assert trained["component"]["mean_f1"] == exact["component"]["mean_f1"]
+    dataset = build_valset("LostAndFound", str(prepared_world / "lost_and_found"), "test")
+    caches = [read_cache(cache_path(run.io_root / "LostAndFound" / TRAINED / "cache", i)) for i in range(len(dataset))]
+    frames = [(c["entropy"], binary_labels(c["gt_train"], dataset.train_id_in, dataset.train_id_out)) for c in caches]
+    for name in ("meta-ood", "smiyc"):
+        expected = evaluate_frames(build_protocol(name, 50, 10), lambda: frames)
+        got = trained["protocols"][name]
+        assert got["pixel"]["entropy"]["ap"] == expected["ap"] and got["pixel"]["entropy"]["auroc"] == expected["auroc"]
+        assert ("component" in got) == (name == "smiyc")
+    # energy: -logsumexp of the logits, cached by -prepare, a score of every protocol but meta-ood ([0, 1] only)
+    logits = logits_of(load_model(run.checkpoint), dataset.images[0]).numpy().astype(np.float64)
+    np.testing.assert_allclose(caches[0]["logsumexp"], np.log(np.exp(logits).sum(0)), rtol=1e-4, atol=1e-4)
+    assert "energy" in trained["pixel"] and "energy" in trained["protocols"]["smiyc"]["pixel"]
+    assert "energy" not in trained["protocols"]["meta-ood"]["pixel"]
+    text = (run.results / "results.md").read_text()
+    assert "(protocol: all)" in text.splitlines()[0]
+    main_table = read_markdown_tables(run.results / "results.md")[0]
+    assert [(cells[0], cells[1]) for cells in main_table] == [(row, p) for row in ROWS for p in report["protocols"]]

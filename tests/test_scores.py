@@ -109,5 +109,10 @@ def test_anomaly_score_dispatches_by_name():
     np.testing.assert_array_equal(anomaly_score("max_logit", probs, max_logit), -max_logit.astype(np.float32))
     with pytest.raises(ValueError, match="class statistics"):
         anomaly_score("sml", probs, max_logit)
-    with pytest.raises(ValueError, match="unknown score"):
+    logits = rng.normal(0, 3, (4, 3, 3))
+    lse = np.log(np.exp(logits).sum(0))
+    np.testing.assert_allclose(anomaly_score("energy", probs, max_logit, logsumexp=lse), -lse, rtol=1e-6)
+    with pytest.raises(ValueError, match="logsumexp"):
         anomaly_score("energy", probs, max_logit)
+    with pytest.raises(ValueError, match="unknown score"):
+        anomaly_score("free_energy", probs, max_logit)

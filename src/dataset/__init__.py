@@ -2,7 +2,8 @@
 
 VALSETS constructors take (root, split, transform): root is the dataset's own folder (config.Paths:
 lost_and_found, fishyscapes, road_anomaly21, road_obstacle21); split is the Fishyscapes split
-(fs_split) and ignored by the others (LostAndFound always evaluates its test split).
+(fs_split), for LostAndFound `testNoKnown` selects the leaderboard's frames and labels (anything else: its
+test split), ignored by the others.
 Every evaluation set has `images`, `train_id_in`, `train_id_out`, `ignore_index`, `label_ids(i)`,
 `has_label(i)` and `frame_name(i)`.
 """
@@ -16,7 +17,8 @@ from src.dataset.lost_and_found import LostAndFound
 from src.dataset.smiyc import RoadAnomaly21, RoadObstacle21
 
 VALSETS = {
-    "LostAndFound": lambda root, split, transform: LostAndFound(root, "test", transform),
+    "LostAndFound": lambda root, split, transform: LostAndFound(root, "test", transform,
+                                                                no_known=split == "testNoKnown"),
     "Fishyscapes": Fishyscapes,
     "RoadAnomaly21": lambda root, split, transform: RoadAnomaly21(root, transform),
     "RoadObstacle21": lambda root, split, transform: RoadObstacle21(root, transform),

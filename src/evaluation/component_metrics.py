@@ -22,7 +22,9 @@ anomaly-type sets and 50 / 10 for obstacle-type sets.
 
 One deliberate difference from the benchmark's code: it also tests the background (label 0 of the
 instance map) against `instsize` and voids it when it is that small; here only OoD components can
-become void.
+become void (`void_small_background=True` reproduces the benchmark, for protocols.SmiycProtocol).
+The threshold comparison is done in float64, so any tau means what it says whatever the scores' dtype
+(a float32 comparison would round tau = 0.1 up to the float32 0.1000000015 and miss the scores equal to it).
 """
 import numpy as np
 from scipy import ndimage
@@ -31,14 +33,18 @@ SIOU_THRESHOLDS = np.linspace(0.25, 0.75, 11)  # as the benchmark builds them, s
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
-def image_components(score, label, tau, segsize, instsize):
+def image_components(score, label, tau, segsize, instsize, void_small_background=False):
     """sIoU of every ground-truth component and PPV of every predicted component of one image.
 
-    score: (H, W) float, compared as float32; label: (H, W) uint8 with 0 in-distribution, 1 OoD,
-    255 void; tau: float, pixels with score > tau are predicted OoD; segsize, instsize: int minimum
-    component sizes in pixels. Returns (siou (G,) float64, ppv (Q,) float64).
+    score: (H, W) float16, float32 or float64; label: (H, W) uint8 with 0 in-distribution, 1 OoD,
+    255 void; tau: float, pixels with score > tau (compared in float64) are predicted OoD; segsize,
+    instsize: int minimum component sizes in pixels; void_small_background: the benchmark's quirk, a
+    background (everything but OoD components) of fewer than instsize pixels becomes void too.
+    Returns (siou (G,) float64, ppv (Q,) float64).
     """
-    score = np.asarray(score, dtype=np.float32)
+    score = np.asarray(score)
+    if score.dtype.kind != "f":
+        raise ValueError(f"score must be a float array, got dtype {score.dtype}")
     label = np.asarray(label)
     if score.ndim != 2 or score.shape != label.shape:
         raise ValueError(f"score and label must be (H, W) arrays of the same shape, got {score.shape} and "
@@ -52,11 +58,11 @@ def image_components(score, label, tau, segsize, instsize):
 
     void = label == 255
     gt, _ = ndimage.label(label == 1, structure=EIGHT_CONNECTED)
-    pred, _ = ndimage.label((score > tau) & ~void, structure=EIGHT_CONNECTED)
+    pred, _ = ndimage.label(np.greater(score, np.float64(tau)) & ~void, structure=EIGHT_CONNECTED)
     pred_size = np.bincount(pred.ravel())
     pred[(pred_size < segsize)[pred] & (pred > 0)] = 0
     gt_size = np.bincount(gt.ravel())
-    void |= (gt_size < instsize)[gt] & (gt > 0)
+    void |= (gt_size < instsize)[gt] & ((gt > 0) | void_small_background)
 
     gt, pred = gt[~void], pred[~void]
     gt_size = np.bincount(gt, minlength=len(gt_size))
@@ -79,8 +85,9 @@ def image_components(score, label, tau, segsize, instsize):
 class ComponentMetrics:
     """Accumulates the component metrics over images; see the module docstring for the definition."""
 
-    def __init__(self, tau, segsize, instsize):
+    def __init__(self, tau, segsize, instsize, void_small_background=False):
         self.tau, self.segsize, self.instsize = float(tau), int(segsize), int(instsize)
+        self.void_small_background = bool(void_small_background)
         self.num_gt = 0
         self.num_pred = 0
         self.siou_sum = 0.0
@@ -90,7 +97,7 @@ class ComponentMetrics:
 
     def update(self, score, label):
         """Add one image. score: (H, W) float; label: (H, W) uint8 (0 / 1 / 255)."""
-        siou, ppv = image_components(score, label, self.tau, self.segsize, self.instsize)
+        siou, ppv = image_components(score, label, self.tau, self.segsize, self.instsize, self.void_small_background)
         self.num_gt += len(siou)
         self.num_pred += len(ppv)
         self.siou_sum += float(siou.sum())
@@ -100,8 +107,10 @@ class ComponentMetrics:
 
     def merge(self, other):
         """Add the images counted by `other` (same tau, segsize, instsize); returns self."""
-        if (other.tau, other.segsize, other.instsize) != (self.tau, self.segsize, self.instsize):
-            raise ValueError("cannot merge component metrics made with different tau, segsize or instsize")
+        settings = ("tau", "segsize", "instsize", "void_small_background")
+        if any(getattr(other, name) != getattr(self, name) for name in settings):
+            raise ValueError("cannot merge component metrics made with different tau, segsize, instsize or "
+                             "void_small_background")
         self.num_gt += other.num_gt
         self.num_pred += other.num_pred
         self.siou_sum += other.siou_sum

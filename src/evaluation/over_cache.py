@@ -1,11 +1,12 @@
-"""Stage-3 passes over an inference cache: pixel metrics of every score, and component metrics."""
+"""Stage-3 passes over an inference cache: pixel metrics of every score under each protocol, and component metrics."""
 import numpy as np
 from tqdm import tqdm
 
 from src.cache import read_cache
-from src.evaluation.component_metrics import ComponentMetrics
-from src.evaluation.pixel_metrics import PixelMetrics
+from src.evaluation.protocols import build_protocol
 from src.evaluation.scores import anomaly_score
+
+UNIT_SCORES = ("entropy", "max_softmax", "entropy+meta")  # the scores that lie in [0, 1]
 
 
 def binary_labels(gt_train, in_id, out_id):
@@ -23,35 +24,43 @@ def suppressed(entropy, removed_mask):
     return out
 
 
-def pixel_metrics(cache_files, in_id, out_id, scores, class_stats=None, removed_masks=None, desc="pixel metrics"):
-    """{score name: PixelMetrics} over the labelled images of `cache_files`.
+def pixel_metrics(cache_files, in_id, out_id, scores, protocols, segsize, instsize, class_stats=None,
+                  removed_masks=None, desc="pixel metrics"):
+    """{protocol: {score name: accumulator of protocols.build_protocol}} over the labelled images of `cache_files`.
 
-    removed_masks: None, or a function image index -> (H, W) bool of pixels in segments the meta
-    classifier removed; then the entropy score is also evaluated with them suppressed, as "entropy+meta".
+    protocols: names of src.evaluation.protocols.PROTOCOLS; meta-ood only sees the scores in [0, 1]
+    (UNIT_SCORES), as it bins [0, 1]. removed_masks: None, or a function image index -> (H, W) bool of
+    pixels in segments the meta classifier removed; then the entropy score is also evaluated with them
+    suppressed, as "entropy+meta". segsize, instsize: for the protocols' component metrics.
     """
-    metrics = {name: PixelMetrics() for name in scores}
-    if removed_masks is not None:
-        metrics["entropy+meta"] = PixelMetrics()
+    names = list(scores) + (["entropy+meta"] if removed_masks is not None else [])
+    metrics = {p: {name: build_protocol(p, segsize, instsize) for name in names
+                   if p != "meta-ood" or name in UNIT_SCORES} for p in protocols}
     for index, path in enumerate(tqdm(cache_files, desc=desc, unit="image")):
         cache = read_cache(path)
         if not cache["has_label"]:
             continue
         label = binary_labels(cache["gt_train"], in_id, out_id)
-        valid = label != 255
-        is_ood = label[valid] == 1
-        for name in scores:
-            score = cache["entropy"] if name == "entropy" else \
-                anomaly_score(name, cache["probs"], cache["max_logit"], class_stats)
-            metrics[name].update(score[valid], is_ood)
-            if name == "entropy" and removed_masks is not None:
-                metrics["entropy+meta"].update(suppressed(score, removed_masks(index))[valid], is_ood)
+        for name in names:
+            if name == "entropy+meta":
+                score = suppressed(cache["entropy"], removed_masks(index))
+            elif name == "entropy":
+                score = cache["entropy"]
+            else:
+                score = anomaly_score(name, cache["probs"], cache["max_logit"], class_stats, cache.get("logsumexp"))
+            for by_score in metrics.values():
+                if name in by_score:
+                    by_score[name].update(score, label)
     return metrics
 
 
-def component_metrics(cache_files, in_id, out_id, tau, segsize, instsize, removed_masks=None,
-                      desc="component metrics"):
-    """ComponentMetrics of the entropy score (optionally after meta classification) over the labelled images."""
-    metrics = ComponentMetrics(tau, segsize, instsize)
+def component_metrics(cache_files, in_id, out_id, accumulators, removed_masks=None, desc="component metrics"):
+    """The component pass of each protocol accumulator in `accumulators` (filled by pixel_metrics with the
+    entropy score, optionally after meta classification) over the labelled images; returns nothing, each
+    accumulator's compute() then holds its "component" metrics."""
+    passes = [p for p in (a.components() for a in accumulators) if p is not None]
+    if not passes:
+        return
     for index, path in enumerate(tqdm(cache_files, desc=desc, unit="image")):
         cache = read_cache(path, ("entropy", "gt_train"))
         if not cache["has_label"]:
@@ -59,5 +68,6 @@ def component_metrics(cache_files, in_id, out_id, tau, segsize, instsize, remove
         score = cache["entropy"]
         if removed_masks is not None:
             score = suppressed(score, removed_masks(index))
-        metrics.update(score, binary_labels(cache["gt_train"], in_id, out_id))
-    return metrics
+        label = binary_labels(cache["gt_train"], in_id, out_id)
+        for components in passes:
+            components.update(score, label)

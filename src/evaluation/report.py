@@ -11,24 +11,42 @@ def _percent(value):
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
 
 
-def results_table(rows, score="entropy", meta_score="entropy+meta"):
-    """The paper-style table (pixel columns of `score`, of `meta_score` in the "+ meta classifier" row; one line
-    per row), then every score of every checkpoint.
+def protocol_entry(row, protocol):
+    """{"pixel": {score: result}, "component": ...} of one results row under `protocol` ({} when absent): the exact
+    protocol's sit in the row itself (results.json's original layout), the others in row["protocols"]."""
+    if protocol == "exact":
+        return {key: row[key] for key in ("pixel", "component") if key in row}
+    return row.get("protocols", {}).get(protocol, {})
 
-    rows: {row name: {"pixel": {score: PixelMetrics.compute()}, "segments": {fp, fn},
-    "component": ComponentMetrics.compute()}}, any part optional.
+
+def results_table(rows, protocols=("exact",), score="entropy", meta_score="entropy+meta"):
+    """The paper-style table (entropy score; one line per row, and per protocol when there are several), then
+    every score of every checkpoint. Pixel columns show `score` (`meta_score` in the "+ meta classifier" row).
+
+    rows: {row name: {"pixel": {score: result}, "segments": {fp, fn}, "component": ComponentMetrics.compute(),
+    "protocols": {protocol: {"pixel": ..., "component": ...}}}}, any part optional; protocols: the names
+    of src.evaluation.protocols.PROTOCOLS that were run.
     """
-    lines = ["| | AUROC | AP | FPR95 | FP segments | FN segments | sIoU | PPV | mean F1 |", "|---|" + "---|" * 8]
+    several = len(protocols) > 1
+    head = "| | protocol " if several else "| "
+    lines = [head + "| AUROC | AP | FPR95 | FP segments | FN segments | sIoU | PPV | mean F1 |",
+             "|---|" + "---|" * (9 if several else 8)]
     for name, row in rows.items():
-        pixel = row.get("pixel", {}).get(meta_score if name == "+ meta classifier" else score, {})
-        segments, component = row.get("segments", {}), row.get("component", {})
-        lines.append(f"| {name} | {_percent(pixel.get('auroc'))} | {_percent(pixel.get('ap'))} | "
-                     f"{_percent(pixel.get('fpr95'))} | {segments.get('fp', '–')} | {segments.get('fn', '–')} | "
-                     f"{_percent(component.get('siou_gt'))} | {_percent(component.get('ppv'))} | "
-                     f"{_percent(component.get('mean_f1'))} |")
-    lines += ["", "| checkpoint | score | AUROC | AP | FPR95 |", "|---|---|---|---|---|"]
-    lines += [f"| {name} | {score} | {_percent(r['auroc'])} | {_percent(r['ap'])} | {_percent(r['fpr95'])} |"
-              for name, row in rows.items() for score, r in row.get("pixel", {}).items()]
+        for protocol in protocols:
+            entry = protocol_entry(row, protocol)
+            pixel = entry.get("pixel", {}).get(meta_score if name == "+ meta classifier" else score, {})
+            segments, component = row.get("segments", {}), entry.get("component", {})
+            lines.append(f"| {name} " + (f"| {protocol} " if several else "") +
+                         f"| {_percent(pixel.get('auroc'))} | {_percent(pixel.get('ap'))} | "
+                         f"{_percent(pixel.get('fpr95'))} | {segments.get('fp', '–')} | {segments.get('fn', '–')} | "
+                         f"{_percent(component.get('siou_gt'))} | {_percent(component.get('ppv'))} | "
+                         f"{_percent(component.get('mean_f1'))} |")
+    lines += ["", "| checkpoint | " + ("protocol | " if several else "") + "score | AUROC | AP | FPR95 |",
+              "|---|---|---|---|---|" + ("---|" if several else "")]
+    lines += [f"| {name} | " + (f"{protocol} | " if several else "") +
+              f"{score} | {_percent(r['auroc'])} | {_percent(r['ap'])} | {_percent(r['fpr95'])} |"
+              for name, row in rows.items() for protocol in protocols
+              for score, r in protocol_entry(row, protocol).get("pixel", {}).items()]
     return "\n".join(lines) + "\n"
 
 

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import torch
 
-SCORES = ("entropy", "max_softmax", "max_logit", "sml")
+SCORES = ("entropy", "max_softmax", "max_logit", "sml", "energy")
 
 
 def normalized_entropy(probs):
@@ -40,6 +40,12 @@ def max_logit_score(max_logit):
     return -np.asarray(max_logit, dtype=np.float32)
 
 
+def energy_score(logsumexp):
+    """The energy -logsumexp_c logit_c (Liu et al. 2020, temperature 1). logsumexp: (H, W) float.
+    Returns (H, W) float32."""
+    return -np.asarray(logsumexp, dtype=np.float32)
+
+
 def standardized_max_logit_score(max_logit, pred, mean, std):
     """SML, negated: -(max_logit - mean[pred]) / std[pred].
 
@@ -55,10 +61,11 @@ def standardized_max_logit_score(max_logit, pred, mean, std):
     return ((mean[pred] - np.asarray(max_logit, dtype=np.float32)) / std[pred]).astype(np.float32)
 
 
-def anomaly_score(name, probs, max_logit, class_stats=None):
+def anomaly_score(name, probs, max_logit, class_stats=None, logsumexp=None):
     """The score `name` (one of SCORES) of one image: (H, W) float32, higher = more anomalous.
 
-    probs: (C, H, W) softmax; max_logit: (H, W); class_stats: a `ClassStats`, needed by "sml" only.
+    probs: (C, H, W) softmax; max_logit: (H, W); class_stats: a `ClassStats`, needed by "sml" only;
+    logsumexp: (H, W) logsumexp of the logits, needed by "energy" only.
     """
     if name == "entropy":
         return normalized_entropy(probs)
@@ -66,6 +73,10 @@ def anomaly_score(name, probs, max_logit, class_stats=None):
         return max_softmax_score(probs)
     if name == "max_logit":
         return max_logit_score(max_logit)
+    if name == "energy":
+        if logsumexp is None:
+            raise ValueError("the energy score needs the logsumexp of the logits; rebuild the cache with -prepare")
+        return energy_score(logsumexp)
     if name == "sml":
         if class_stats is None:
             raise ValueError("the sml score needs the class statistics of the max logit (a ClassStats); "

@@ -1,0 +1,349 @@
+"""Three ways to turn score maps into AUROC, AP and FPR95: ours, the paper's and the leaderboard's.
+
+A reader must be able to tell a method's difference from a protocol's difference, so each protocol
+reproduces one reference exactly, behind one streaming interface that works on frames:
+
+    protocol = build_protocol("smiyc", segsize=50, instsize=10)
+    for score, label in frames():          # score: (H, W) float (any scale, higher = more anomalous)
+        protocol.update(score, label)      # label: (H, W) uint8, 0 in-distribution, 1 OoD, 255 ignored
+    components = protocol.components()     # None, or an accumulator at the protocol's own threshold
+    for score, label in frames():          # a second pass over the same frames, in the same order
+        components.update(score, label)
+    result = protocol.compute()            # dict: auroc, ap, fpr95, f1_threshold, roc, pr, ... and,
+                                           # after the second pass, "component": siou_gt, ppv, mean_f1
+`evaluate_frames(protocol, frames)` runs both passes for a function `frames()` that yields the
+(score, label) pairs (`over_cache.binary_labels` makes the labels from train ids).
+
+- `exact` (ExactProtocol): every pixel counts, AUROC / AP / FPR95 as sklearn computes them from the
+  pooled pixels (to 1e-4, `pixel_metrics.PixelMetrics`); components at the best pixel-F1 threshold with
+  `score > tau` compared in float64 (`component_metrics`). Memory independent of the number of frames.
+- `meta-ood` (MetaOodProtocol): the paper's code (robin-chan/meta-ood `evaluation.py` `counts`,
+  `src/calc.py`, `src/helper.py`), bit for bit: scores binned into 100 equal bins on [0, 1]
+  (np.histogram; scores outside [0, 1] are an error, where the original silently dropped them),
+  AUROC and FPR95 (the FPR at the TPR nearest 0.95) from the bin counts rescaled to 1e5 pixels per
+  class, AP from the counts rescaled to 1e7 pixels in the true in/out ratio, every rescaled count
+  truncated to an integer and every score being its bin's upper edge. No component metrics. 200 counters.
+- `smiyc` (SmiycProtocol): SegmentMeIfYouCan's road-anomaly-benchmark (`PixBinaryClass` and
+  `SegEval-*`), to float rounding, on the float16 maps the benchmark reads (scores are rounded to
+  float16 first). Per frame, 768 percentile bins: the edges are 0, 1, and 384 quantiles of the OoD and
+  of the in-distribution scores each; the frames' bins are merged by sorting all their lower edges
+  (np.argsort, whose order of equal edges depends on the frame order). Quirks reproduced, as the
+  benchmark computes them: the curve predicts `score >= edge` while the components use `score > tau`;
+  a curve point is kept at the last occurrence of each edge plus the very first one (a partly
+  counted point when several frames share the highest edge); the best-F1 threshold is read from the
+  unreduced edge list at the index of the reduced curve (so it is usually not the edge of the best F1);
+  the component threshold is compared in float16 (numpy 1.23, the benchmark's pin, casts it so); a
+  background smaller than `instsize` pixels becomes void. O(frames x 768) memory.
+"""
+import numpy as np
+import torch
+from sklearn.metrics import auc, average_precision_score, roc_curve
+
+from src.evaluation.component_metrics import ComponentMetrics
+from src.evaluation.pixel_metrics import PixelMetrics
+
+PROTOCOLS = ("exact", "meta-ood", "smiyc")
+
+
+def build_protocol(name, segsize, instsize):
+    """A fresh accumulator of protocol `name` (one of PROTOCOLS); segsize / instsize: minimum predicted and
+    ground-truth component sizes of its component metrics (50 / 10 obstacle-type sets, 500 / 100 anomaly-type)."""
+    if name == "exact":
+        return ExactProtocol(segsize, instsize)
+    if name == "meta-ood":
+        return MetaOodProtocol()
+    if name == "smiyc":
+        return SmiycProtocol(segsize, instsize)
+    raise ValueError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}")
+
+
+def evaluate_frames(protocol, frames):
+    """Both passes of `protocol` over `frames()` (a function returning an iterable of (score, label));
+    returns protocol.compute()."""
+    for score, label in frames():
+        protocol.update(score, label)
+    components = protocol.components()
+    if components is not None:
+        for score, label in frames():
+            components.update(score, label)
+    return protocol.compute()
+
+
+def _check_frame(score, label):
+    score, label = np.asarray(score), np.asarray(label)
+    if score.ndim != 2 or score.shape != label.shape:
+        raise ValueError(f"score and label must be (H, W) arrays of the same shape, got {score.shape} and "
+                         f"{label.shape}")
+    if label.dtype != np.uint8:
+        raise ValueError(f"label must be uint8 (0 in-distribution, 1 OoD, 255 ignored), got dtype {label.dtype}")
+    if score.dtype.kind != "f":
+        raise ValueError(f"score must be a float array, got dtype {score.dtype}")
+    return score, label
+
+
+class _Protocol:
+    name = ""
+
+    def __init__(self):
+        self.component_metrics = None
+
+    def components(self):
+        """The accumulator of the component pass (update(score, label) per frame), or None."""
+        return None
+
+    def compute(self):
+        result = self.pixel_result()
+        if self.component_metrics is not None:
+            result["component"] = {**self.component_metrics.compute(), "tau": self.component_metrics.tau,
+                                   "segsize": self.component_metrics.segsize,
+                                   "instsize": self.component_metrics.instsize}
+        return result
+
+
+class ExactProtocol(_Protocol):
+    """Pooled pixels, as sklearn (PixelMetrics), and the component metrics at its best-F1 threshold."""
+    name = "exact"
+
+    def __init__(self, segsize, instsize):
+        super().__init__()
+        self.segsize, self.instsize = segsize, instsize
+        self.pixels = PixelMetrics()
+
+    def update(self, score, label):
+        score, label = _check_frame(score, label)
+        valid = label != 255
+        self.pixels.update(score[valid], label[valid] == 1)
+
+    def pixel_result(self):
+        return self.pixels.compute()
+
+    def components(self):
+        self.component_metrics = ComponentMetrics(self.pixels.compute()["f1_threshold"], self.segsize, self.instsize)
+        return self.component_metrics
+
+
+class MetaOodProtocol(_Protocol):
+    """The meta-ood paper's pixel metrics: 100 bins on [0, 1], rescaled counts, sklearn curves."""
+    name = "meta-ood"
+    num_bins = 100
+
+    def __init__(self):
+        super().__init__()
+        self.edges = np.linspace(0, 1, self.num_bins + 1)  # the original's np.histogram bins
+        self.counts = np.zeros((2, self.num_bins), dtype=np.int64)  # in-distribution, OoD
+
+    def update(self, score, label):
+        score, label = _check_frame(score, label)
+        for row, class_label in ((0, 0), (1, 1)):
+            values = score[label == class_label]
+            if values.size and not (values.min() >= 0 and values.max() <= 1):  # also catches NaN
+                raise ValueError("the meta-ood protocol bins scores on [0, 1] (as the original's entropy histogram), "
+                                 f"got scores in [{values.min()}, {values.max()}]; use it with entropy or max_softmax")
+            # the original's own binning: np.histogram sorts the values (fast where numpy has a vectorised
+            # sort) and keeps edges[k] <= value < edges[k + 1], the last bin closed
+            self.counts[row] += np.histogram(values, bins=self.edges)[0]
+
+    def pixel_result(self):
+        counts_in, counts_out = self.counts
+        num_in, num_ood = int(counts_in.sum()), int(counts_out.sum())
+        if num_ood == 0 or num_in == 0:
+            raise ValueError(f"pixel metrics need OoD and in-distribution pixels, got {num_ood} OoD and {num_in} "
+                             "in-distribution pixels; check the labels and the ignored pixels")
+        # the original lists every rescaled pixel (bin i of 1..100 repeated, score i / 100); sklearn gives the
+        # same curves from one sample per bin weighted by its count, since only the cumulative counts matter
+        score = np.arange(1, self.num_bins + 1) / 100
+        y_true = np.repeat([0, 1], self.num_bins)
+        y_score = np.concatenate([score, score])
+
+        def rescaled(counts, size):
+            return (counts / np.sum(counts) * size).astype("uint32")
+
+        weight = np.concatenate([rescaled(counts_in, 1e5), rescaled(counts_out, 1e5)])
+        fpr, tpr, _ = roc_curve(y_true, y_score, sample_weight=weight)
+        ratio_in = np.sum(counts_in) / (np.sum(counts_in) + np.sum(counts_out))
+        weight_ap = np.concatenate([rescaled(counts_in, 1e7 * ratio_in), rescaled(counts_out, 1e7 * (1 - ratio_in))])
+        ap = average_precision_score(y_true, y_score, sample_weight=weight_ap)
+        # for the plots: the exact precision of each bin's threshold (>= its upper edge)
+        tp, fp = np.cumsum(counts_out[::-1]), np.cumsum(counts_in[::-1])
+        with np.errstate(invalid="ignore"):
+            precision = tp / (tp + fp)
+        return {
+            "auroc": float(auc(fpr, tpr)),
+            "ap": float(ap),
+            "fpr95": float(fpr[np.abs(tpr - 0.95).argmin()]),
+            "num_ood": num_ood,
+            "num_in": num_in,
+            "counts_in": counts_in.tolist(),
+            "counts_out": counts_out.tolist(),
+            "roc": {"fpr": fpr, "tpr": tpr},
+            "pr": {"recall": (tp / num_ood)[tp + fp > 0], "precision": precision[tp + fp > 0]},
+        }
+
+
+def _float16_table():
+    """Every float16 in ascending order of its order-preserving key (see _float16_keys): values (65536,)
+    float64, NaN patterns replaced by -inf / +inf at their ends so that the table is sorted."""
+    keys = np.arange(1 << 16, dtype=np.int64)
+    # key k < 0x8000: negative floats, pattern = 0xFFFF - k; key k >= 0x8000: pattern = k - 0x8000
+    pattern = np.where(keys < 0x8000, 0xFFFF - keys, keys - 0x8000).astype(np.uint16)
+    values = pattern.view(np.float16).astype(np.float64)
+    nan = np.isnan(values)
+    values[nan & (keys < 0x8000)] = -np.inf
+    values[nan & (keys >= 0x8000)] = np.inf
+    return values
+
+
+def _float16_keys(values16):
+    """Order-preserving uint16 keys of float16 values (-0.0 and +0.0 adjacent, equal in value), computed in
+    place of `values16`'s bits: a positive float's sign bit is set, a negative float's bits are inverted."""
+    bits = values16.view(np.uint16)
+    flip = bits >> 15
+    flip *= 0x7FFF
+    flip |= 0x8000
+    bits ^= flip
+    return bits
+
+
+def to_float16(score):
+    """score (any shape, float) rounded to float16 as the submission files store it; torch converts about
+    five times faster than numpy, with the same round-to-nearest-even."""
+    return torch.from_numpy(np.ascontiguousarray(score, dtype=np.float32)).half().numpy()
+
+
+FLOAT16_VALUES = _float16_table()
+
+
+def _sorted_values(cumulative, positions):
+    """Values at 0-based `positions` of the sorted sample whose key histogram has the cumulative sum
+    `cumulative` (65536,): float16 array."""
+    return FLOAT16_VALUES[np.searchsorted(cumulative, positions, side="right")].astype(np.float16)
+
+
+def _quantiles(cumulative, count, num):
+    """np.quantile(sample, np.linspace(0, 1, num)) (method 'linear') of a float16 sample given by its key
+    histogram, computed as numpy does: the float16 difference of the neighbours, weighted in float64."""
+    virtual = (count - 1) * np.linspace(0, 1, num)
+    previous = np.floor(virtual)
+    above = virtual >= count - 1
+    lower = np.where(above, count - 1, previous).astype(np.int64)
+    upper = np.where(above, count - 1, previous + 1).astype(np.int64)
+    gamma = virtual - np.where(above, -1, previous)  # numpy's previous index is -1 there; a == b makes it moot
+    a, b = _sorted_values(cumulative, lower), _sorted_values(cumulative, upper)
+    diff = b - a  # float16, as numpy subtracts the neighbours in the sample's dtype
+    result = a + diff * gamma
+    high = gamma >= 0.5
+    result[high] = (b - diff * (1 - gamma))[high]
+    return result
+
+
+class SmiycProtocol(_Protocol):
+    """SegmentMeIfYouCan's PixBinaryClass (768 percentile bins per frame) and SegEval component metrics."""
+    name = "smiyc"
+    num_bins = 768
+
+    def __init__(self, segsize, instsize):
+        super().__init__()
+        self.segsize, self.instsize = segsize, instsize
+        self.thresholds, self.tp_rel, self.fp_rel = [], [], []
+        self.num_pos = self.num_neg = 0
+
+    def update(self, score, label):
+        score, label = _check_frame(score, label)
+        if np.isnan(score).any():
+            raise ValueError("scores contain NaN; the score map is broken")
+        # one histogram of the 65536 float16 keys per class gives the sorted sample of each class exactly;
+        # labels 0 / 1 / 255 become rows 0 / 1 / 2
+        index = np.minimum(label.ravel(), 2).astype(np.intp)  # intp: bincount would convert to it
+        index <<= 16
+        index |= _float16_keys(to_float16(score).ravel())
+        histogram = np.bincount(index, minlength=3 << 16).reshape(3, 1 << 16)[:2]
+        cumulative = np.cumsum(histogram, axis=1)
+        num_neg, num_pos = int(cumulative[0, -1]), int(cumulative[1, -1])
+        edges = [np.array([0.0, 1.0])]
+        for c in (1, 0):  # the benchmark concatenates the OoD quantiles first
+            count = int(cumulative[c, -1])
+            if count:
+                edges.append(_quantiles(cumulative[c], count, min(self.num_bins // 2, count)))
+        edges = np.unique(np.concatenate(edges))
+        # np.histogram with these edges: bin k holds edges[k] <= value < edges[k + 1], the last bin closed
+        left = np.searchsorted(FLOAT16_VALUES, edges, side="left")
+        right_end = np.searchsorted(FLOAT16_VALUES, edges[-1], side="right")
+        below = np.concatenate([np.zeros((2, 1), dtype=np.int64), cumulative], axis=1)
+        counts = np.diff(below[:, left], axis=1)
+        counts[:, -1] += below[:, right_end] - below[:, left[-1]]
+        # the benchmark walks each frame's bins from the highest down; a bin's threshold is its lower edge
+        self.thresholds.append(edges[:-1][::-1])
+        self.fp_rel.append(counts[0, ::-1])
+        self.tp_rel.append(counts[1, ::-1])
+        self.num_pos += num_pos
+        self.num_neg += num_neg
+
+    def curve(self):
+        """The benchmark's aggregated curve: dict of tp, fp, fn, tn (float64 arrays, one entry per curve
+        point) and thresholds (the sorted thresholds of all frames, descending, unreduced)."""
+        if not self.thresholds:
+            raise ValueError("the smiyc protocol has seen no frame; update() it first")
+        thresholds = np.concatenate(self.thresholds)
+        order = np.argsort(thresholds)[::-1]
+        tp_cumulative = np.cumsum(np.concatenate(self.tp_rel)[order].astype(np.float64))
+        fp_cumulative = np.cumsum(np.concatenate(self.fp_rel)[order].astype(np.float64))
+        thresholds = thresholds[order]
+        keep = np.concatenate([[0], np.nonzero(thresholds[:-1] != thresholds[1:])[0], [len(thresholds) - 1]])
+        tp, fp = tp_cumulative[keep], fp_cumulative[keep]
+        fn, tn = self.num_pos - tp, self.num_neg - fp
+        num_pos, num_neg = tp[0] + fn[0], fp[0] + tn[0]
+        if tp[0] != 0 or fp[0] != 0:
+            starts = (0, 0, num_pos, num_neg)
+            tp, fp, fn, tn = (np.concatenate([[start], v]) for start, v in zip(starts, (tp, fp, fn, tn)))
+        if tp[-1] != num_pos or fp[-1] != num_neg:
+            tp, fp, fn, tn = (np.concatenate([v, [end]]) for end, v in zip((num_pos, num_neg, 0, 0), (tp, fp, fn, tn)))
+        return {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "thresholds": thresholds}
+
+    def pixel_result(self):
+        if self.num_pos == 0 or self.num_neg == 0:
+            raise ValueError(f"pixel metrics need OoD and in-distribution pixels, got {self.num_pos} OoD and "
+                             f"{self.num_neg} in-distribution pixels; check the labels and the ignored pixels")
+        c = self.curve()
+        tp, fp, fn, tn, thresholds = c["tp"], c["fp"], c["fn"], c["tn"], c["thresholds"]
+        tpr, fpr = tp / (tp + fn), fp / (fp + tn)
+        predicted = tp + fp
+        precision = np.ones(len(tp))
+        precision[predicted > 0] = tp[predicted > 0] / predicted[predicted > 0]
+        recall = tp / (tp + fn)
+        f1 = (2 * tp) / (2 * tp + fp + fn)
+        tpr95 = int(np.searchsorted(tpr, 0.95))
+        best = int(np.nanargmax(f1))
+        return {
+            "auroc": float(np.trapezoid(tpr, fpr)),
+            "ap": float(np.sum(np.diff(recall) * precision[1:])),
+            "fpr95": float(fpr[tpr95]) if tpr95 < len(tpr) else 1.0,
+            "tpr95_threshold": float(thresholds[tpr95]) if tpr95 < len(tpr) else 0.0,
+            # the benchmark's best_f1_threshold: the unreduced thresholds at the reduced curve's index
+            "f1_threshold": float(thresholds[best]),
+            "best_f1": float(f1[best]),
+            "num_ood": self.num_pos,
+            "num_in": self.num_neg,
+            **_thinned(fpr, tpr, recall, precision),
+        }
+
+    def components(self):
+        # the benchmark reads its threshold back as a numpy float64 and numpy 1.23 compares a float16 map
+        # with it in float16: the threshold is rounded to float16 first
+        tau = float(np.float16(self.pixel_result()["f1_threshold"]))
+        self.component_metrics = _Float16ComponentMetrics(tau, self.segsize, self.instsize, void_small_background=True)
+        return self.component_metrics
+
+
+def _thinned(fpr, tpr, recall, precision, points=1000):
+    """{"roc": {fpr, tpr}, "pr": {recall, precision}} at most `points` curve points spread evenly along the ROC
+    curve, for the plots (the full curve has up to 768 points per frame)."""
+    keep = np.unique(np.minimum(np.searchsorted(fpr + tpr, np.linspace(0, 2, points)), len(fpr) - 1))
+    return {"roc": {"fpr": fpr[keep], "tpr": tpr[keep]}, "pr": {"recall": recall[keep], "precision": precision[keep]}}
+
+
+class _Float16ComponentMetrics(ComponentMetrics):
+    """ComponentMetrics of the float16-rounded scores (the maps the benchmark reads)."""
+
+    def update(self, score, label):
+        score, label = _check_frame(score, label)
+        super().update(to_float16(score), label)

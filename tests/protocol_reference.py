@@ -1,0 +1,110 @@
+"""Slow, straightforward references of the evaluation protocols, written from the definitions of the code they
+reproduce: robin-chan/meta-ood (evaluation.py counts / oodd_metrics_pixel, src/calc.py, src/helper.py) and
+SegmentMeIfYouCan/road-anomaly-benchmark (metrics/pixel_classification.py, pixel_classification_curves.py,
+instance_segmentation.py): np.histogram, np.quantile, materialised pixel lists, per-component loops.
+Each takes an iterable of (score (H, W) float32, label (H, W) uint8 0 / 1 / 255) frames and reads it once.
+Used by tests/test_protocols.py and, as the references' speed, by bench/protocols.py."""
+import numpy as np
+from scipy import ndimage
+from sklearn.metrics import auc, average_precision_score, roc_curve
+
+
+def meta_ood_reference(frames):
+    bins = np.linspace(start=0, stop=1, num=101)
+    counts_in, counts_out = np.zeros(100, dtype="int64"), np.zeros(100, dtype="int64")
+    for score, label in frames:
+        counts_in += np.histogram(score[label == 0], bins=bins, density=False)[0]
+        counts_out += np.histogram(score[label == 1], bins=bins, density=False)[0]
+
+    def data_list(counts, size):  # every rescaled pixel as its bin number 1..100
+        counts = (counts / np.sum(counts) * size).astype("uint32")
+        return [i for i in range(1, 101) for _ in range(counts[i - 1])]
+
+    def labelled(x1, x2):
+        y = np.concatenate((np.zeros(len(x1)), np.ones(len(x2)))).astype("uint8")
+        return y, np.concatenate((np.array(x1) / 100, np.array(x2) / 100))
+
+    fpr, tpr, _ = roc_curve(*labelled(data_list(counts_in, 1e+5), data_list(counts_out, 1e+5)))
+    ratio_in = np.sum(counts_in) / (np.sum(counts_in) + np.sum(counts_out))
+    y, s = labelled(data_list(counts_in, 1e+7 * ratio_in), data_list(counts_out, 1e+7 * (1 - ratio_in)))
+    return auc(fpr, tpr), average_precision_score(y, s), fpr[(np.abs(tpr - 0.95)).argmin()], counts_in, counts_out
+
+
+def smiyc_frame_reference(anomaly_p, label_pixel_gt, num_bins=768):
+    roi = label_pixel_gt < 255
+    prob, gt = anomaly_p[roi], label_pixel_gt[roi].astype(bool)
+    prob_true, prob_false = prob[gt], prob[~gt]
+    bins = [[0, 1]]
+    if prob_true.size:
+        bins.append(np.quantile(prob_true, np.linspace(0, 1, min(num_bins // 2, prob_true.size))))
+    if prob_false.size:
+        bins.append(np.quantile(prob_false, np.linspace(0, 1, min(num_bins // 2, prob_false.size))))
+    bins = np.unique(np.concatenate(bins))
+    tp_rel = np.histogram(prob_true, bins=bins)[0][::-1]
+    fp_rel, edges = np.histogram(prob_false, bins=bins)
+    return edges[::-1][1:], tp_rel, fp_rel[::-1], gt.sum(), (~gt).sum()
+
+
+def smiyc_pixel_reference(frames):
+    per_frame = [smiyc_frame_reference(score.astype(np.float16), label) for score, label in frames]
+    thresholds = np.concatenate([f[0] for f in per_frame])
+    order = np.argsort(thresholds)[::-1]
+    tp_c = np.cumsum(np.concatenate([f[1] for f in per_frame])[order].astype(np.float64))
+    fp_c = np.cumsum(np.concatenate([f[2] for f in per_frame])[order].astype(np.float64))
+    num_pos, num_neg = sum(f[3] for f in per_frame), sum(f[4] for f in per_frame)
+    thresholds = thresholds[order]
+    cmats = np.array([[tp_c, fp_c], [num_pos - tp_c, num_neg - fp_c]]).transpose([2, 0, 1])
+    unique = np.concatenate([[0], np.nonzero(thresholds[:-1] != thresholds[1:])[0], [len(cmats) - 1]])
+    cmats = cmats[unique]
+    tp, fp, fn, tn = cmats[:, 0, 0], cmats[:, 0, 1], cmats[:, 1, 0], cmats[:, 1, 1]
+    pos, neg = tp[0] + fn[0], fp[0] + tn[0]
+    if tp[0] != 0 or fp[0] != 0:
+        tp, fp, fn, tn = np.r_[0, tp], np.r_[0, fp], np.r_[pos, fn], np.r_[neg, tn]
+    if tp[-1] != pos or fp[-1] != neg:
+        tp, fp, fn, tn = np.r_[tp, pos], np.r_[fp, neg], np.r_[fn, 0], np.r_[tn, 0]
+    tpr, fpr = tp / (tp + fn), fp / (fp + tn)
+    precision = np.ones(len(tp))
+    precision[tp + fp > 0] = tp[tp + fp > 0] / (tp + fp)[tp + fp > 0]
+    f1 = 2 * tp / (2 * tp + fp + fn)
+    i95 = np.searchsorted(tpr, 0.95)
+    return dict(auroc=np.trapezoid(tpr, fpr), ap=np.sum(np.diff(tpr) * precision[1:]), fpr95=fpr[i95],
+                f1_threshold=float(thresholds[np.nanargmax(f1)]))
+
+
+def benchmark_instances(anomaly_p, label_pixel_gt, thresh_p, segsize, instsize):
+    structure = np.ones((3, 3), dtype=np.uint8)
+    pred = (anomaly_p > np.float16(thresh_p)) & (label_pixel_gt != 255)  # numpy 1.23 compares in float16
+    gt_inst, n_gt = ndimage.label(label_pixel_gt == 1, structure)
+    pred_inst, n_pred = ndimage.label(pred, structure)
+    for comp in range(n_pred + 1):
+        if np.sum(pred_inst == comp) < segsize:
+            pred_inst[pred_inst == comp] = 0
+    label = label_pixel_gt.copy()
+    for comp in range(n_gt + 1):  # comp 0, the background, included
+        if np.sum(gt_inst == comp) < instsize:
+            label[gt_inst == comp] = 255
+    roi = label < 255
+    return gt_inst[roi], pred_inst[roi]
+
+
+def benchmark_segment_metrics(gt, pred):
+    siou = []
+    for i in np.unique(gt[gt > 0]):
+        hit = np.unique(pred[(gt == i) & (pred > 0)])
+        inter = np.sum((gt == i) & np.isin(pred, hit))
+        adjustment = np.sum(~np.isin(gt, [0, i]) & np.isin(pred, hit))
+        siou.append(inter / (np.sum(np.isin(pred, hit)) + np.sum(gt == i) - inter - adjustment))
+    precision = [np.sum((pred == j) & (gt > 0)) / np.sum(pred == j) for j in np.unique(pred[pred > 0])]
+    return np.array(siou), np.array(precision)
+
+
+def smiyc_component_reference(frames, tau, segsize, instsize):
+    siou, prec = [], []
+    for score, label in frames:
+        s, p = benchmark_segment_metrics(*benchmark_instances(score.astype(np.float16), label, tau, segsize, instsize))
+        siou.append(s)
+        prec.append(p)
+    siou, prec = np.concatenate(siou), np.concatenate(prec)
+    f1 = [2 * np.sum(siou >= t) / (2 * np.sum(siou >= t) + np.sum(siou < t) + np.sum(prec < t))
+          for t in np.linspace(0.25, 0.75, 11, endpoint=True)]
+    return dict(siou_gt=siou.mean(), ppv=prec.mean(), mean_f1=np.mean(f1))
