@@ -5,8 +5,9 @@ segment search thresholds it, so float16 rounding must not move pixels across th
 logit as float32 (for the max-logit and SML scores), the train-id ground truth, the official label ids,
 and attributes saying which image and which checkpoint made it. Compressed with Blosc2 (zstd level 1 after a
 byte shuffle, one thread), that is 19-24 MiB per 1024x2048 image of network-like maps against the original's
-152 MiB, as small as gzip and compressed several times faster (bench/cache_size.py). Caches written with gzip by earlier versions read as before: the filter is recorded
-in the file, and importing hdf5plugin makes Blosc2 readable by any h5py.
+152 MiB, as small as gzip and compressed several times faster (bench/cache_size.py). Caches written with
+gzip by earlier versions read as before: each file records its filter, and importing hdf5plugin is what
+makes Blosc2 readable to h5py.
 """
 import glob
 import os
