@@ -26,7 +26,7 @@ SIZES = {
                  fishyscapes=2, smiyc=(3, 2), coco=6, coco_object=(12, 24)),
     "demo": dict(street=(128, 256), anomaly=(128, 256), obstacle=(128, 256), cityscapes=(120, 20),
                  lost_and_found=(40, 10), fishyscapes=10, smiyc=(10, 7), coco=60, coco_object=(24, 96)),
-    "full": dict(street=(1024, 2048), anomaly=(720, 1280), obstacle=(1080, 1920), cityscapes=(6, 2),
+    "full": dict(street=(1024, 2048), anomaly=(720, 1280), obstacle=(1080, 1920), cityscapes=(4, 2),
                  lost_and_found=(4, 2), fishyscapes=2, smiyc=(3, 2), coco=8, coco_object=(40, 240)),
 }
 MARKER = "demo_world.json"
