@@ -177,14 +177,14 @@ def main(args):
     for stage in stages(data, io, log, args.size, args.samples):
         rows.append(run_stage(stage, log, (data, io), args.timeout))
         print(f"{stage.name}: {rows[-1]['status']}, {rows[-1]['seconds']:.0f} s", flush=True)
-    report = {"size": args.size, "root": root, "minutes": (time.perf_counter() - started) / 60, "rows": rows,
-              "oodmc_samples": args.samples, "cpus": len(os.sched_getaffinity(0))}
+        report = {"size": args.size, "root": root, "minutes": (time.perf_counter() - started) / 60, "rows": rows,
+                  "oodmc_samples": args.samples, "cpus": len(os.sched_getaffinity(0))}
+        if args.json:  # after every stage, so that an interrupted rehearsal keeps what it measured
+            with open(args.json, "w") as f:
+                json.dump(report, f, indent=1)
     print(table(rows))
     print(f"rehearsal finished in {report['minutes']:.1f} min on {report['cpus']} CPUs; hours and GiB extrapolate "
           f"s/image and bytes/image to the real sets (OODMC from {args.samples} to {OODMC_SAMPLES} samples)")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 
 
