@@ -99,7 +99,10 @@ def compare_with_original(original):
           f"{t_original / t_ours:.0f}x (target >= 100x); largest metric difference {difference:.1e}")
 
 
-def main(args):
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--original", help="folder holding the published MetaSeg metrics module, compiled")
+    args = parser.parse_args()
     sizes = [(512, 1024), (1024, 2048)]
     reference_size = (256, 512)
     print(f"MetaSeg segment metrics, one core, {NCLASSES} classes, threshold {THRESHOLD}; best of 3, seconds per image")
@@ -130,6 +133,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--original", help="folder holding the published MetaSeg metrics module, compiled")
-    main(parser.parse_args())
+    main()

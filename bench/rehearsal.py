@@ -1,7 +1,7 @@
 """Rehearsal of the real run: every stage on the full-resolution demo world, as a user runs it.
 
-    python bench/rehearsal.py [--root DIR] [--size full] [--json rehearsal.json]     (make rehearsal)
-    python bench/rehearsal.py --size tiny                                             (the smoke mode)
+    python bench/rehearsal.py [--root rehearsal] [--size full]     (make rehearsal)
+    python bench/rehearsal.py --size tiny --root <DIR>             (the smoke mode)
 
 It writes `preparation/make_demo_world.py --size full` (1024x2048 street frames; --size tiny for the smoke
 test), then runs each stage's command line in its own process: the preparation scripts, one epoch of
@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -165,10 +166,24 @@ def table(rows):
     return "\n".join(lines)
 
 
-def main(args):
-    root = os.path.abspath(args.root or tempfile.mkdtemp(prefix="rehearsal_"))
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default="rehearsal", help="folder for the world, the outputs, the log and the JSON; "
+                                                           "a previous rehearsal there is deleted first")
+    parser.add_argument("--size", default="full", choices=("full", "tiny"), help="tiny: the smoke mode, small model")
+    parser.add_argument("--samples", type=int, default=2, help="OODMC MC-dropout samples per image")
+    parser.add_argument("--timeout", type=int, default=1200, help="seconds one stage may take")
+    parser.add_argument("--json", help="where the rows go (default: <root>/rehearsal.json)")
+    args = parser.parse_args(argv)
+    root = os.path.abspath(args.root)
     data, io = os.path.join(root, "datasets"), os.path.join(root, "io")
     log = os.path.join(root, "rehearsal.log")
+    if os.path.isfile(log):  # every stage must start from nothing, or it would skip its work
+        shutil.rmtree(root)
+    elif os.path.isdir(root) and os.listdir(root):
+        raise SystemExit(f"{root} holds files of something else; choose an empty or new --root")
+    os.makedirs(root, exist_ok=True)
+    args.json = args.json or os.path.join(root, "rehearsal.json")
     started = time.perf_counter()
     world = [sys.executable, "preparation/make_demo_world.py", "--data_root", data, "--size", args.size]
     subprocess.run(world, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -189,10 +204,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", help="folder for the world, the outputs and the log (default: a new temporary one)")
-    parser.add_argument("--size", default="full", choices=("full", "tiny"), help="tiny: the smoke mode, seconds")
-    parser.add_argument("--samples", type=int, default=2, help="OODMC MC-dropout samples per image")
-    parser.add_argument("--timeout", type=int, default=1200, help="seconds one stage may take")
-    parser.add_argument("--json", default="rehearsal.json", help="where the rows go ('' for nowhere)")
-    sys.exit(main(parser.parse_args()))
+    sys.exit(main())
