@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 EXT := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 METRICS := src/metaseg/metrics$(EXT)
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench clean gpu-check rehearsal
 
 setup: $(METRICS)
 
@@ -26,6 +26,14 @@ demo: setup
 
 bench: setup
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+# every CUDA path in one table, at most 5 minutes on one GPU; one line and exit 0 without CUDA
+gpu-check: setup
+	$(PY) bench/gpu_check.py
+
+# every stage on the full-resolution demo world, extrapolated to the real datasets (about 25 min on 2 cores)
+rehearsal: setup
+	$(PY) bench/rehearsal.py
 
 clean:
 	rm -rf build $(METRICS) src/metaseg/metrics.c

@@ -7,8 +7,16 @@ Prints the time per image of both metric functions together (the compiled code t
 <= 0.3 s at 1024x2048), of the entropy mask, and of the whole segment_search, then the ratio to the
 NumPy reference, which is too slow for the full size and is timed at the smallest size only.
 
-    python bench/metaseg_speed.py
+With --original DIR, DIR holds the published MetaSeg module compiled (`metrics*.so` built from
+src/metaseg/metrics.pyx of the original meta-ood code with its metrics_setup.py): both metric functions
+are also timed at 1024x2048 with the original (one repeat: it takes seconds), the outputs compared, and
+the ratio printed (target: >= 100x).
+
+    python bench/metaseg_speed.py [--original DIR]
 """
+import argparse
+import glob
+import importlib.util
 import os
 import sys
 import time
@@ -20,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
+from src.metaseg import metrics as compiled  # noqa: E402
 from src.metaseg.metrics import compute_metrics_components, compute_metrics_mask  # noqa: E402
 from src.metaseg.segment_search import entropy_mask, segment_search  # noqa: E402
 from tests.metaseg_reference import reference_gt_metrics, reference_segment_metrics  # noqa: E402
@@ -59,7 +68,41 @@ def seconds(fn, repeats):
     return best
 
 
+def load_original(folder):
+    """The published `metrics` module compiled in `folder`."""
+    found = glob.glob(os.path.join(folder, "metrics*.so"))
+    if not found:
+        raise SystemExit(f"no compiled metrics*.so in {folder}, --original; build the published "
+                         f"src/metaseg/metrics.pyx there with its metrics_setup.py build_ext --inplace")
+    spec = importlib.util.spec_from_file_location("metrics", found[0])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def compare_with_original(original):
+    """Time the original and ours at 1024x2048 in this run; the largest metric difference between them."""
+    probs, gt_train, gt_label = synthetic_image(1024, 2048)
+    mask = entropy_mask(probs, THRESHOLD)
+
+    def both(module):
+        return (module.compute_metrics_components(probs, gt_train, mask, OOD),
+                module.compute_metrics_mask(probs, mask, gt_train, gt_label, OOD))
+
+    t_original = seconds(lambda: both(original), 1)
+    t_ours = seconds(lambda: both(compiled), 3)
+    difference = 0.0
+    for (theirs, _), (ours, _) in zip(both(original), both(compiled)):
+        for key in theirs:
+            difference = max(difference, float(np.max(np.abs(np.subtract(theirs[key], ours[key])), initial=0)))
+    print(f"original MetaSeg code at 1024x2048: {t_original:.2f} s vs ours {t_ours:.3f} s, ratio "
+          f"{t_original / t_ours:.0f}x (target >= 100x); largest metric difference {difference:.1e}")
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--original", help="folder holding the published MetaSeg metrics module, compiled")
+    args = parser.parse_args()
     sizes = [(512, 1024), (1024, 2048)]
     reference_size = (256, 512)
     print(f"MetaSeg segment metrics, one core, {NCLASSES} classes, threshold {THRESHOLD}; best of 3, seconds per image")
@@ -85,6 +128,8 @@ def main():
                                    reference_gt_metrics(probs, mask, gt_train, gt_label, OOD)), 1)
     print(f"NumPy reference (tests/metaseg_reference.py), timed at {h}x{w} only (too slow at full size): "
           f"{t_reference:.2f} s vs compiled {t_compiled:.4f} s, ratio {t_reference / t_compiled:.0f}x")
+    if args.original:
+        compare_with_original(load_original(args.original))
 
 
 if __name__ == "__main__":

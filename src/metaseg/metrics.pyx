@@ -39,7 +39,7 @@ def compute_metrics_components(probs, gt_train, ood_mask, ood_index):
     """
     probs, gt_train = _check_inputs(probs, gt_train, ood_mask=ood_mask)
     prediction, truth = _masks(gt_train, ood_mask, ood_index)
-    components, sums = _scan(probs, prediction, truth)
+    components, sums = _scan(probs, prediction, truth, True)
 
     s_in, s_bd = sums["size"][:, INTERIOR], sums["size"][:, BOUNDARY]
     s = s_in + s_bd
@@ -86,7 +86,7 @@ def compute_metrics_mask(probs, mask, gt_train, gt_label, ood_index):
     """
     probs, gt_train = _check_inputs(probs, gt_train, mask=mask, gt_label=gt_label)
     prediction, truth = _masks(gt_train, mask, ood_index)
-    components, sums = _scan(probs, truth, prediction)
+    components, sums = _scan(probs, truth, prediction, False)
 
     s_in, s_bd = sums["size"][:, INTERIOR], sums["size"][:, BOUNDARY]
     s = s_in + s_bd
@@ -124,7 +124,8 @@ def _masks(gt_train, ood_mask, ood_index):
     if ood_index is None:
         raise ValueError("ood_index is required: the train id of ground-truth OoD pixels (2 for LostAndFound)")
     prediction = (np.asarray(ood_mask) != 0) & (gt_train != 255)
-    truth = np.isin(gt_train, ood_index)
+    # one train id (the usual case) compares directly: np.isin costs as much as the whole scan of a segment
+    truth = gt_train == ood_index if np.ndim(ood_index) == 0 else np.isin(gt_train, ood_index)
     return prediction.view(np.uint8), truth.view(np.uint8)
 
 
@@ -133,7 +134,8 @@ def _divide(a, b):
     return np.divide(a, b, out=np.zeros(len(a)), where=b > 0)
 
 
-def _scan(const float[:, :, ::1] probs, const unsigned char[:, ::1] inside, const unsigned char[:, ::1] other):
+def _scan(const float[:, :, ::1] probs, const unsigned char[:, ::1] inside, const unsigned char[:, ::1] other,
+          bint heatmaps):
     """Per-segment sums over the 8-connected components of `inside`, the statistics both sides need.
 
     probs: (C, H, W) float32; inside, other: (H, W) uint8 masks (predicted and ground-truth OoD, or
@@ -142,7 +144,10 @@ def _scan(const float[:, :, ::1] probs, const unsigned char[:, ::1] inside, cons
     union_rest (n,) (size of the 8-connected regions of other & ~inside that touch the segment: the
     adjusted IoU adds them to the union), x_sum, y_sum, first_pixel (n,) flat index, cprob, pred_count (argmax class of the
     segment pixels), ndist (argmax class of outside neighbours) (n, C), heat, heat_sq (n, 3, 2) sums
-    of E, D, V and their squares over [interior, boundary].
+    of E, D, V and their squares over [interior, boundary]. Without `heatmaps` (the ground-truth side,
+    which uses neither) ndist, heat and heat_sq stay 0 and their logarithms and argmaxes are skipped.
+    The argmax of an outside neighbour is computed once per pixel (`neighbour_class`), though up to
+    eight boundary pixels ask for it: its 19 strided loads are the scan's most expensive memory access.
     """
     cdef Py_ssize_t nclasses = probs.shape[0], h = probs.shape[1], w = probs.shape[2]
     labels = np.zeros((h, w), dtype=np.int32)
@@ -167,11 +172,13 @@ def _scan(const float[:, :, ::1] probs, const unsigned char[:, ::1] inside, cons
     heat = np.zeros((n, 3, 2), dtype=np.float64)
     heat_sq = np.zeros((n, 3, 2), dtype=np.float64)
     stamp = np.zeros(n_rest + 1, dtype=np.int32)  # stamp[r] = last segment that added rest region r
+    neighbour_class = np.full((h if heatmaps else 1, w if heatmaps else 1), -1, dtype=np.int16)  # -1: not yet
 
     cdef int[:, ::1] comp = labels
     cdef const Py_ssize_t[::1] pix = pixels, start = starts, rest_start = rest_starts
     cdef const int[:, ::1] rest_id = rest_labels
     cdef int[::1] last = stamp
+    cdef short[:, ::1] argmax_of = neighbour_class
     cdef long long[:, ::1] size_v = size, pred_v = pred_count, ndist_v = ndist
     cdef long long[::1] inter_v = intersection, union_v = union_rest, x_v = x_sum, y_v = y_sum
     cdef double[:, ::1] cprob_v = cprob
@@ -194,7 +201,10 @@ def _scan(const float[:, :, ::1] probs, const unsigned char[:, ::1] inside, cons
                         if inside[ii, jj]:
                             continue
                         outside += 1
-                        ndist_v[k, _argmax(probs, ii, jj)] += 1
+                        if heatmaps:
+                            if argmax_of[ii, jj] < 0:
+                                argmax_of[ii, jj] = _argmax(probs, ii, jj)
+                            ndist_v[k, argmax_of[ii, jj]] += 1
                         r = rest_id[ii, jj]
                         if r > 0 and last[r] != k + 1:
                             last[r] = k + 1
@@ -214,7 +224,8 @@ def _scan(const float[:, :, ::1] probs, const unsigned char[:, ::1] inside, cons
                 for c in range(nclasses):
                     prob = probs[c, x, y]
                     cprob_v[k, c] += prob
-                    entropy += prob * log(prob + FLT_EPSILON)
+                    if heatmaps:
+                        entropy += prob * log(prob + FLT_EPSILON)
                     if prob > top1:  # strict: ties go to the first class, as np.argmax
                         top2 = top1
                         top1 = prob
@@ -222,6 +233,8 @@ def _scan(const float[:, :, ::1] probs, const unsigned char[:, ::1] inside, cons
                     elif prob > top2:
                         top2 = prob
                 pred_v[k, best] += 1
+                if not heatmaps:
+                    continue
                 # the original's normalised entropy keeps its eps; D and V use the two largest probs
                 values[0] = -entropy / log_nclasses
                 values[1] = 1 - top1 + top2

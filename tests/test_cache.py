@@ -1,0 +1,34 @@
+"""src/cache.py's compression: caches written with gzip by earlier versions still read, new ones use Blosc2."""
+import h5py
+import numpy as np
+
+from src.cache import FIELDS, is_current, read_cache, write_cache
+
+BLOSC2_FILTER_ID = "32026"  # the HDF5 registered filter id of Blosc2
+
+
+def test_a_gzip_cache_of_an_earlier_version_reads_as_before(tmp_path):
+    rng = np.random.default_rng(1)
+    arrays = {"probs": rng.random((19, 9, 14)).astype(np.float16), "entropy": rng.random((9, 14)).astype(np.float32),
+              "max_logit": rng.normal(0, 5, (9, 14)).astype(np.float32),
+              "gt_train": rng.integers(0, 256, (9, 14), dtype=np.uint8),
+              "gt_label": rng.integers(0, 256, (9, 14), dtype=np.uint8)}
+    path = tmp_path / "00000.h5"
+    with h5py.File(path, "w") as f:  # the layout written before Blosc2, with h5py alone
+        for key, array in arrays.items():
+            f.create_dataset(key, data=array, compression="gzip", compression_opts=1, shuffle=True)
+        f.attrs["checkpoint"] = "x.pth (12 bytes, modified 3)"
+    cache = read_cache(path)
+    for key in FIELDS:
+        np.testing.assert_array_equal(cache[key], arrays[key], err_msg=key)
+    assert cache["probs"].dtype == np.float32 and is_current(path, "x.pth (12 bytes, modified 3)")
+
+
+def test_a_new_cache_is_written_with_blosc2(tmp_path):
+    rng = np.random.default_rng(2)
+    probs = rng.dirichlet(np.ones(19), (9, 14)).transpose(2, 0, 1).astype(np.float32)
+    path = tmp_path / "00000.h5"
+    write_cache(path, probs, probs.max(0), np.zeros((9, 14), np.uint8), np.zeros((9, 14), np.uint8), {"checkpoint": "x"})
+    with h5py.File(path, "r") as f:
+        assert all(BLOSC2_FILTER_ID in f[key]._filters for key in FIELDS)
+    np.testing.assert_array_equal(read_cache(path)["probs"], probs.astype(np.float16).astype(np.float32))
