@@ -123,7 +123,8 @@ def evaluate_checkpoint(cfg, dataset, epoch, with_meta):
             print(f"SML skipped for {checkpoint}: measure its statistics with `python evaluation.py --sml_stats "
                   f"-epoch {epoch} ...` (the same flags)")
         masks = removed_masks_of(results, removed) if with_meta else None
-        pixels = pixel_metrics(cache_files, dataset.train_id_in, dataset.train_id_out, scores, stats, masks,
+        threshold = cfg.evalset.entropy_threshold
+        pixels = pixel_metrics(cache_files, dataset.train_id_in, dataset.train_id_out, scores, stats, masks, threshold,
                                desc=f"pixel metrics, {name}")
         segsize, instsize = COMPONENT_SIZES[cfg.evalset.VALSET]
         for row, key, row_masks in ((name, "entropy", None), ("+ meta classifier", "entropy+meta", masks)):
@@ -132,7 +133,7 @@ def evaluate_checkpoint(cfg, dataset, epoch, with_meta):
             computed = {s: pixels[s].compute() for s in pixels if s == key or (row == name and s in scores)}
             tau = computed[key]["f1_threshold"]
             components = component_metrics(cache_files, dataset.train_id_in, dataset.train_id_out, tau, segsize,
-                                           instsize, row_masks, desc=f"component metrics, {row}")
+                                           instsize, row_masks, threshold, desc=f"component metrics, {row}")
             rows[row]["pixel"] = computed
             rows[row]["component"] = {**components.compute(), "tau": tau, "segsize": segsize, "instsize": instsize}
     return rows, results, removed

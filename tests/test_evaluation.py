@@ -132,12 +132,12 @@ def test_segment_errors_of_a_constructed_case_equal_the_hand_count():
     assert count_segment_errors(results) == (3, sum(map(sum, HAND_GT_IOU0)))
 
 
-def test_evaluation_counts_hand_made_segments_and_removals(tiny_checkpoints, prepared_world, tmp_path_factory, tmp_path):
-    """The constructed scenes as the cache of the tiny LostAndFound split, searched by -segment, with a hand-made
-    meta classifier file: evaluation -segment reports the hand counts."""
+def evaluate_constructed_scenes(tiny_checkpoints, prepared_world, tmp_path, removed, *stages, scenes=SCENES):
+    """The constructed `scenes` as the cache of the tiny LostAndFound split, searched by -segment, with a hand-made
+    meta classifier file removing `removed` (one list of bools per image): the report of evaluation.py."""
     _, trained = tiny_checkpoints
     run_folder = tmp_path / "LostAndFound" / f"{MODEL}_baseline"
-    for i, scene in enumerate(SCENES):
+    for i, scene in enumerate(scenes):
         probs, gt_train, gt_label = scene_arrays(**scene)
         attrs = {"image_path": "", "frame_name": NAMES[i], "has_label": True,
                  "checkpoint": checkpoint_identity(str(trained)), "model": MODEL}
@@ -145,12 +145,70 @@ def test_evaluation_counts_hand_made_segments_and_removals(tiny_checkpoints, pre
         write_cache(cache_path(run_folder / "cache", i), probs, max_logit, gt_train, gt_label, attrs)
     common = ["-epoch", "0", "--init_ckpt", str(trained)]
     run_stage2(prepared_world, tmp_path, *common, "-segment")
-    removed, fp, fn = HAND_COUNTS[1]
     np.savez(run_folder / "segments_t0.7" / "meta_classifier.npz", removed=np.concatenate(removed).astype(bool),
              image=np.concatenate([np.full(len(r), i) for i, r in enumerate(removed)]).astype(int))
-    report, _ = run_stage3(prepared_world, tmp_path, *common, "-segment", "--num_visualizations", "0")
+    return run_stage3(prepared_world, tmp_path, *common, *stages, "--num_visualizations", "0")[0]
+
+
+def test_evaluation_counts_hand_made_segments_and_removals(tiny_checkpoints, prepared_world, tmp_path):
+    removed, fp, fn = HAND_COUNTS[1]
+    report = evaluate_constructed_scenes(tiny_checkpoints, prepared_world, tmp_path, removed, "-segment")
     assert report["rows"]["baseline"]["segments"] == {"fp": 3, "fn": 4}
     assert report["rows"]["+ meta classifier"]["segments"] == {"fp": fp, "fn": fn}
+
+
+def assert_identical(a, b):
+    """Two (nested) results dicts hold the same keys and bit-identical numbers and arrays."""
+    assert isinstance(b, type(a)) or np.isscalar(a)
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_identical(a[key], b[key])
+    else:
+        assert np.array_equal(a, b, equal_nan=True)
+
+
+def test_meta_classifier_row_without_removals_is_the_entropy_row(tiny_checkpoints, prepared_world, tmp_path):
+    removed, _, _ = HAND_COUNTS[0]
+    rows = evaluate_constructed_scenes(tiny_checkpoints, prepared_world, tmp_path, removed)["rows"]
+    assert not any(map(any, removed))
+    assert_identical(rows["+ meta classifier"]["pixel"]["entropy+meta"], rows["baseline"]["pixel"]["entropy"])
+    assert_identical(rows["+ meta classifier"]["component"], rows["baseline"]["component"])
+
+
+# Three obstacles, each under a uniform-softmax segment, and one false-positive segment; the meta classifier
+# removes the first obstacle's segment (a third of the OoD pixels) and the false positive.
+COVERED = [dict(objects=[(2, 6, 2, 6)], uniform=[(2, 6, 2, 6), (12, 15, 10, 15)], void=[]),
+           dict(objects=[(5, 9, 5, 9)], uniform=[(5, 9, 5, 9)], void=[]),
+           dict(objects=[(10, 14, 10, 14)], uniform=[(10, 14, 10, 14)], void=[])]
+COVERED_REMOVED = [[True, True], [False], [False]]
+
+
+def test_meta_classifier_row_ranks_wrongly_removed_obstacles_above_the_road(tiny_checkpoints, prepared_world,
+                                                                            tmp_path):
+    """The removed segments' pixels fall below the kept segments but stay above the confident road, so the curves
+    reach the wrongly removed obstacle before the road and FPR95 stays meaningful; scoring them 0 (below all
+    road pixels) made it 100%."""
+    pixel = evaluate_constructed_scenes(tiny_checkpoints, prepared_world, tmp_path, COVERED_REMOVED,
+                                        scenes=COVERED)["rows"]["+ meta classifier"]["pixel"]["entropy+meta"]
+    scores, zeroed, is_ood = [], [], []
+    for i, scene in enumerate(COVERED):
+        probs, gt_train, _ = scene_arrays(**scene)
+        score = normalized_entropy_reference(probs)
+        in_removed = np.zeros(score.shape, dtype=bool)
+        for box, removed in zip(scene["uniform"], COVERED_REMOVED[i]):
+            r0, r1, c0, c1 = box
+            in_removed[r0:r1, c0:c1] = removed
+        assert np.all(score[in_removed] > 0.7 - 1e-6)
+        scores.append(np.where(in_removed, np.minimum(0.7 * score, 0.7 - 1e-7), score).ravel())
+        zeroed.append(np.where(in_removed, 0.0, score).ravel())
+        is_ood.append(gt_train.ravel() == 2)
+    is_ood = np.concatenate(is_ood)
+    expected = sklearn_metrics(np.concatenate(scores), is_ood)
+    for key in ("auroc", "ap", "fpr95"):
+        assert pixel[key] == pytest.approx(expected[key], abs=1e-4)
+    assert pixel["fpr95"] < 0.05
+    assert sklearn_metrics(np.concatenate(zeroed), is_ood)["fpr95"] == 1.0
 
 
 # ---- on the tiny world

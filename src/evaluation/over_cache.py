@@ -5,7 +5,7 @@ from tqdm import tqdm
 from src.cache import read_cache
 from src.evaluation.component_metrics import ComponentMetrics
 from src.evaluation.pixel_metrics import PixelMetrics
-from src.evaluation.scores import anomaly_score
+from src.evaluation.scores import anomaly_score, meta_classified_score
 
 
 def binary_labels(gt_train, in_id, out_id):
@@ -16,18 +16,13 @@ def binary_labels(gt_train, in_id, out_id):
     return label
 
 
-def suppressed(entropy, removed_mask):
-    """The entropy with the pixels of removed segments set to 0: what the meta classifier leaves of it."""
-    out = entropy.copy()
-    out[removed_mask] = 0.0
-    return out
-
-
-def pixel_metrics(cache_files, in_id, out_id, scores, class_stats=None, removed_masks=None, desc="pixel metrics"):
+def pixel_metrics(cache_files, in_id, out_id, scores, class_stats=None, removed_masks=None, threshold=None,
+                  desc="pixel metrics"):
     """{score name: PixelMetrics} over the labelled images of `cache_files`.
 
     removed_masks: None, or a function image index -> (H, W) bool of pixels in segments the meta
-    classifier removed; then the entropy score is also evaluated with them suppressed, as "entropy+meta".
+    classifier removed; then the entropy score is also evaluated after meta classification
+    (`meta_classified_score` with the segment search's `threshold`), as "entropy+meta".
     """
     metrics = {name: PixelMetrics() for name in scores}
     if removed_masks is not None:
@@ -44,13 +39,15 @@ def pixel_metrics(cache_files, in_id, out_id, scores, class_stats=None, removed_
                 anomaly_score(name, cache["probs"], cache["max_logit"], class_stats)
             metrics[name].update(score[valid], is_ood)
             if name == "entropy" and removed_masks is not None:
-                metrics["entropy+meta"].update(suppressed(score, removed_masks(index))[valid], is_ood)
+                metrics["entropy+meta"].update(meta_classified_score(score, removed_masks(index), threshold)[valid],
+                                               is_ood)
     return metrics
 
 
-def component_metrics(cache_files, in_id, out_id, tau, segsize, instsize, removed_masks=None,
+def component_metrics(cache_files, in_id, out_id, tau, segsize, instsize, removed_masks=None, threshold=None,
                       desc="component metrics"):
-    """ComponentMetrics of the entropy score (optionally after meta classification) over the labelled images."""
+    """ComponentMetrics of the entropy score (optionally after meta classification, as in `pixel_metrics`)
+    over the labelled images."""
     metrics = ComponentMetrics(tau, segsize, instsize)
     for index, path in enumerate(tqdm(cache_files, desc=desc, unit="image")):
         cache = read_cache(path, ("entropy", "gt_train"))
@@ -58,6 +55,6 @@ def component_metrics(cache_files, in_id, out_id, tau, segsize, instsize, remove
             continue
         score = cache["entropy"]
         if removed_masks is not None:
-            score = suppressed(score, removed_masks(index))
+            score = meta_classified_score(score, removed_masks(index), threshold)
         metrics.update(score, binary_labels(cache["gt_train"], in_id, out_id))
     return metrics
