@@ -15,6 +15,7 @@ import config
 from src import distributed
 from src.cache import cache_path, checked_cache, checkpoint_identity, read_cache
 from src.dataset import Cityscapes, build_valset, transforms as T
+from src.errors import UserError
 from src.files import atomic_path, save_json
 from src.metaseg.segment_search import load_all_segments
 from src.model import infer_dataset, load_model
@@ -22,7 +23,7 @@ from src.oodmc.moments import moment_features
 from src.oodmc.svm import decision_map, hard_decision_counts, hard_decision_metrics, load_svm
 from src.evaluation.over_cache import binary_labels, component_metrics, pixel_metrics
 from src.evaluation.pixel_metrics import PixelMetrics
-from src.evaluation.plots import save_curves, save_overlay
+from src.evaluation.plots import frames_to_show, save_curves, save_overlay
 from src.evaluation.report import oodmc_table, results_table, save_report
 from src.runtime import use_amp
 from src.evaluation.score_maps import score_map_path, write_score_map
@@ -148,17 +149,34 @@ def export_smiyc(cfg, dataset, epoch, out_dir):
     print(f"--export_smiyc: {len(cache_files)} score maps -> {out_dir}")
 
 
-def save_visualizations(cfg, dataset, epoch, results, removed, out_dir):
-    """The first --num_visualizations images: image, ground truth, entropy, OoD segments before / after removal."""
+def named_frames(cfg, dataset):
+    """Indices of the frames --visualize_frames names (None when it is empty), checked before any work."""
+    if not cfg.stages.visualize_frames:
+        return None
+    index = {dataset.frame_name(i): i for i in range(len(dataset))}
+    names = [name.strip() for name in cfg.stages.visualize_frames.split(",") if name.strip()]
+    unknown = [name for name in names if name not in index]
+    if unknown:
+        raise UserError(f"no frame named {', '.join(unknown)} in {config.valset_name(cfg)}, --visualize_frames; "
+                        f"name frames such as {', '.join(list(index)[:3])}")
+    return [index[name] for name in names]
+
+
+def save_visualizations(cfg, dataset, epoch, results, removed, out_dir, frames=None):
+    """Figure-7 overlays (image, entropy, OoD segments before and after the meta classifier) of `frames`, or
+    else of the --num_visualizations frames that show the most (`frames_to_show`)."""
+    if frames is None:
+        frames = frames_to_show([r["metrics"]["S"] for r in results], [r["metrics"]["iou0"] for r in results],
+                                removed, cfg.stages.num_visualizations)
     cache_dir = config.cache_dir(cfg, epoch)
-    for i in range(min(cfg.stages.num_visualizations, len(dataset))):
+    for i in frames:
         cache = read_cache(cache_path(cache_dir, i), ("entropy", "gt_train"))
-        before = results[i]["components"] != 0
-        after = before & ~removed_masks_of(results, removed)(i)
         save_overlay(np.asarray(Image.open(dataset.images[i]).convert("RGB")),
                      binary_labels(cache["gt_train"], dataset.train_id_in, dataset.train_id_out),
-                     cache["entropy"], before, after,
-                     os.path.join(out_dir, "overlays", f"{i:05d}_{dataset.frame_name(i)}.png"), dataset.frame_name(i))
+                     cache["entropy"], results[i]["components"], np.asarray(results[i]["metrics"]["iou0"], bool),
+                     removed[i], cfg.evalset.entropy_threshold,
+                     os.path.join(out_dir, "overlays", f"{i:05d}_{dataset.frame_name(i)}.png"),
+                     f"{config.valset_name(cfg)}, frame {dataset.frame_name(i)}: {config.run_name(cfg, epoch)}")
 
 
 def evaluate_oodmc(cfg, ctx, dataset, epoch):
@@ -212,6 +230,7 @@ def main(cfg):
         cfg = dataclasses.replace(cfg, stages=dataclasses.replace(stages, pixel_eval=True, segment_eval=True))
     dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), cfg.evalset.fs_split)
     epoch = cfg.evalset.val_epoch
+    frames = named_frames(cfg, dataset)
     if cfg.stages.moment:
         evaluate_oodmc(cfg, ctx, dataset, epoch)  # the one stage that shares its images between processes
     distributed.cleanup()
@@ -252,7 +271,7 @@ def main(cfg):
         save_curves(curves, os.path.join(out_dir, "roc.png"), os.path.join(out_dir, "pr.png"),
                     f"{config.valset_name(cfg)}, normalised entropy")
     if results is not None and removed is not None:
-        save_visualizations(cfg, dataset, epoch, results, removed, out_dir)
+        save_visualizations(cfg, dataset, epoch, results, removed, out_dir, frames)
     print(table)
     print(f"Results in {out_dir}")
     return report

@@ -21,7 +21,9 @@ from src.cache import cache_path, checkpoint_identity, read_cache, write_cache
 from src.dataset import build_valset
 from src.metaseg.segment_search import load_segments, segment_search
 from src.model import build_model, load_checkpoint
+from src.errors import UserError
 from src.evaluation.pixel_metrics import PixelMetrics
+from src.evaluation.plots import frames_to_show
 from src.evaluation.scores import ClassStats
 from src.evaluation.segment_errors import count_segment_errors
 from tests.test_meta_classification import MODEL, NAMES, run_stage2, run_stage3
@@ -358,9 +360,33 @@ def test_curves_and_overlays_are_png_images(run, prepared_world):
     assert is_png(run.results / "roc.png") and is_png(run.results / "pr.png")
     dataset = build_valset("LostAndFound", str(prepared_world / "lost_and_found"), "Static")
     overlays = sorted(p.name for p in (run.results / "overlays").iterdir())
-    assert overlays == [f"{i:05d}_{dataset.frame_name(i)}.png" for i in range(2)]  # --num_visualizations 2
+    # --num_visualizations 2: the two frames frames_to_show (tested in test_plots.py) picks from the segments
+    segments_dir = run.io_root / "LostAndFound" / TRAINED / "segments_t0.7"
+    results = [load_segments(segments_dir / f"{name}.npz") for name in NAMES]
+    with np.load(segments_dir / "meta_classifier.npz") as saved:
+        removed = [saved["removed"][saved["image"] == i] for i in range(len(NAMES))]
+    chosen = frames_to_show([r["metrics"]["S"] for r in results], [r["metrics"]["iou0"] for r in results], removed, 2)
+    assert overlays == sorted(f"{i:05d}_{dataset.frame_name(i)}.png" for i in chosen) and len(overlays) == 2
     assert all(is_png(run.results / "overlays" / name) for name in overlays)
     assert not list(run.results.rglob(".*")), "a temporary file was left behind"
+
+
+def test_visualize_frames_draws_the_named_frames_and_refuses_unknown_names(run, prepared_world, tmp_path):
+    names = [build_valset("LostAndFound", str(prepared_world / "lost_and_found"), "Static").frame_name(i)
+             for i in range(3)]
+    common = ["--init_ckpt", str(run.baseline), "-epoch", "1"]
+    with pytest.raises(UserError, match=f"^no frame named nowhere_7 in LostAndFound, --visualize_frames; name frames "
+                                        f"such as {names[0]}, {names[1]}, {names[2]}$"):
+        run_stage3(prepared_world, run.io_root, *common, "--visualize_frames", f"{names[0]},nowhere_7")
+    # the results belong to the module's fixture: move its overlays aside and put them back afterwards
+    overlays_dir = run.results / "overlays"
+    shutil.move(overlays_dir, tmp_path / "overlays")
+    try:
+        run_stage3(prepared_world, run.io_root, *common, "--visualize_frames", f"{names[2]}, {names[0]}")
+        assert sorted(p.name for p in overlays_dir.iterdir()) == [f"00000_{names[0]}.png", f"00002_{names[2]}.png"]
+    finally:
+        shutil.rmtree(overlays_dir, ignore_errors=True)
+        shutil.move(tmp_path / "overlays", overlays_dir)
 
 
 def test_a_missing_baseline_cache_gives_the_no_baseline_row_line(run):
