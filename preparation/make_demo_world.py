@@ -27,6 +27,8 @@ records size and seed; the script refuses a data root made with others, or one h
 did not write (real data is never mixed with synthetic data).
 
     python preparation/make_demo_world.py --data_root ./datasets --size demo --seed 0
+
+--size full writes the same layouts at the real image sizes, a few frames per set (bench/rehearsal.py).
 """
 import argparse
 import sys
@@ -42,7 +44,8 @@ __all__ = ["SIZES", "coco_role", "make_demo_world", "render_coco", "sample_rng"]
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_root", default="./datasets", help="where the datasets are written")
-    parser.add_argument("--size", default="demo", choices=tuple(SIZES), help="tiny: for tests; demo: for make demo")
+    parser.add_argument("--size", default="demo", choices=tuple(SIZES), 
+                        help="tiny: for tests; demo: for make demo; full: the real image sizes, a few frames per set")
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same bytes")
     args = parser.parse_args()
     summary = make_demo_world(args.data_root, args.size, args.seed, progress=True)

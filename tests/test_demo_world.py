@@ -17,6 +17,7 @@ from pycocotools.coco import COCO
 from scipy import ndimage
 from torchvision.models._meta import _COCO_CATEGORIES
 
+from preparation.demo_world.writers import write_road_anomaly, write_road_obstacle
 from preparation.make_demo_world import SIZES, coco_role, make_demo_world, render_coco, sample_rng
 
 TINY = SIZES["tiny"]
@@ -245,3 +246,18 @@ def test_command_line_reports_a_complete_world(world):
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert "nothing written" in result.stdout
     assert re.search(r"COCO/train2017\s+6 images", result.stdout)
+
+
+def test_smiyc_frames_take_their_own_sizes(tmp_path):
+    """--size full gives RoadAnomaly21 and RoadObstacle21 frames other sizes than the street scenes:
+    each writer draws at its track's size, labels the same size as their frame."""
+    sizes = dict(TINY, anomaly=(24, 40), obstacle=(36, 64))
+    bar = type("Bar", (), {"update": lambda self: None})()
+    write_road_anomaly(str(tmp_path), sizes, 0, bar)
+    write_road_obstacle(str(tmp_path), sizes, 0, bar)
+    for track, (h, w), suffix in (("dataset_AnomalyTrack", (24, 40), ".jpg"), ("dataset_ObstacleTrack", (36, 64), ".webp")):
+        images = sorted(glob.glob(os.path.join(tmp_path, track, "images", "*")))
+        labels = sorted(glob.glob(os.path.join(tmp_path, track, "labels_masks", "*.png")))
+        assert len(images) == TINY["smiyc"][0] and len(labels) == TINY["smiyc"][1]
+        assert {os.path.splitext(path)[1] for path in images} == {suffix}
+        assert {Image.open(path).size for path in images + labels} == {(w, h)}

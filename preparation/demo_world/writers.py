@@ -15,14 +15,19 @@ from preparation.demo_world.scene import pick_obstacles, render_street
 from preparation.demo_world.street import ANOMALY_FRAMES, FORCED, OBSTACLE_CONDITIONS
 from src.files import atomic_path, save_json
 
-# street: (H, W) of every street scene; cityscapes: (train, val) images; lost_and_found: (test, train);
+# street: (H, W) of the Cityscapes, LostAndFound and Fishyscapes scenes; anomaly, obstacle: (H, W) of the
+# RoadAnomaly21 and RoadObstacle21 frames; cityscapes: (train, val) images; lost_and_found: (test, train);
 # fishyscapes: images per split; smiyc: (frames, labelled frames) per track; coco: images;
 # coco_object: (min, max) object size in px (COCO images stay >= 480 px, or < 480 px where meant to).
+# full has the real image sizes (RoadAnomaly21 1280x720 .jpg, RoadObstacle21 1920x1080 .webp) and a few
+# frames per set: it shows what the real run costs (bench/rehearsal.py).
 SIZES = {
-    "tiny": dict(street=(32, 64), cityscapes=(4, 2), lost_and_found=(3, 2), fishyscapes=2,
-                 smiyc=(3, 2), coco=6, coco_object=(12, 24)),
-    "demo": dict(street=(128, 256), cityscapes=(120, 20), lost_and_found=(40, 10), fishyscapes=10,
-                 smiyc=(10, 7), coco=60, coco_object=(24, 96)),
+    "tiny": dict(street=(32, 64), anomaly=(32, 64), obstacle=(32, 64), cityscapes=(4, 2), lost_and_found=(3, 2),
+                 fishyscapes=2, smiyc=(3, 2), coco=6, coco_object=(12, 24)),
+    "demo": dict(street=(128, 256), anomaly=(128, 256), obstacle=(128, 256), cityscapes=(120, 20),
+                 lost_and_found=(40, 10), fishyscapes=10, smiyc=(10, 7), coco=60, coco_object=(24, 96)),
+    "full": dict(street=(1024, 2048), anomaly=(720, 1280), obstacle=(1080, 1920), cityscapes=(6, 2),
+                 lost_and_found=(4, 2), fishyscapes=2, smiyc=(3, 2), coco=8, coco_object=(40, 240)),
 }
 MARKER = "demo_world.json"
 DATASET_DIRS = ("cityscapes", "COCO", "lost_and_found", "fishyscapes", "dataset_AnomalyTrack",
@@ -36,6 +41,7 @@ LAF_SEQUENCES = {"test": ("02_Hanns_Klemm_Str_44", "04_Maurener_Weg_8", "05_Scha
                  "train": ("01_Hanns_Klemm_Str_45", "03_Hanns_Klemm_Str_19", "06_Galvanistr",
                            "10_Schlossberg_9", "12_Umberto_Nobile_Str")}
 LAF_OUT_OF_ROI, LAF_FREE = 0, 1
+
 
 def sample_rng(seed, stream, index):
     """The random generator of sample `index` of dataset `stream`: independent of every other sample."""
@@ -138,7 +144,7 @@ def fishyscapes_laf(rng, h, w):
 
 def write_road_anomaly(root, sizes, seed, bar):
     """RoadAnomaly21-like: big anomalies anywhere; labelled frames `validation<k>`, others unlabelled."""
-    h, w = sizes["street"]
+    h, w = sizes["anomaly"]
     count, labelled = sizes["smiyc"]
     folder = os.path.join(root, "dataset_AnomalyTrack")
     written = 0
@@ -170,7 +176,7 @@ def road_anomaly(rng, h, w, kind=None):
 
 def write_road_obstacle(root, sizes, seed, bar):
     """RoadObstacle21-like .webp frames: labelled `validation_<k>`, others named by their condition."""
-    h, w = sizes["street"]
+    h, w = sizes["obstacle"]
     count, labelled = sizes["smiyc"]
     folder = os.path.join(root, "dataset_ObstacleTrack")
     written = 0
