@@ -105,6 +105,10 @@ def save_overlay(image, label, entropy, segments, false_positive, removed, thres
     ax_after.imshow(_paint(image, outcome[ids]))
     ax_after.set_title(f"after the meta classifier: removed {int((removed & false_positive).sum())} of {n_false} "
                        f"false, {int((removed & ~false_positive).sum())} of {n_true} true", fontsize=10)
+    for ax, painted in ((ax_before, before[ids]), (ax_after, outcome[ids])):
+        for k, (_, colour) in enumerate(OUTCOMES, start=1):
+            if (painted == k).any():  # an outline in the colour keeps segments of a few pixels visible
+                ax.contour(painted == k, levels=[0.5], colors=[np.array(colour) / 255], linewidths=1.5)
     for ax in (ax_image, ax_before, ax_after):
         if (label == 1).any():
             ax.contour(label == 1, levels=[0.5], colors="white", linewidths=1.2)
