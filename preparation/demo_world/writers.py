@@ -202,13 +202,13 @@ def write_road_obstacle(root, sizes, seed, bar):
 def road_obstacle(rng, h, w, condition):
     """Image and label (0 road, 1 obstacle, 255 everything off the road).
 
-    As in the real track, the obstacles are small and on the road: 1-3 of them, at 0.8 times their
-    LostAndFound size, at depths 0.3-0.8: off the bottom edge, and never so far that they shrink to a few pixels;
+    As in the real track, the obstacles are small and on the road: 1-3 of them, of LostAndFound sizes, at
+    depths 0.3-0.8: off the bottom edge, and never so far that they shrink to a few pixels;
     a frame is drawn again (from the same generator) until its obstacles cover 0.2% of it.
     """
     for _ in range(10):  # a labelled frame shows an obstacle (a drawn one can hide behind the hood or a car)
         image, label_ids, ood = render_street(rng, h, w, "obstacle", obstacles=pick_obstacles(rng, rng.integers(1, 4)),
-                                              condition=condition, scale=0.8, depth=(0.3, 0.8))
+                                              condition=condition, depth=(0.3, 0.8))
         label = np.where(ood > 0, 1, np.where(label_ids == ID["road"], 0, 255)).astype(np.uint8)
         if (label == 1).sum() >= 0.002 * h * w:
             break
