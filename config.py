@@ -140,7 +140,10 @@ class EvalStages:
     segment_eval: bool = setting(False, "segment-level FP / FN counts and component metrics", flags=("-segment",))
     moment: bool = setting(False, "evaluate the OODMC SVM", flags=("-moment",))
     sml_stats: bool = setting(False, "measure the SML class statistics of the checkpoint on Cityscapes train")
-    num_visualizations: int = setting(8, "per-image overlays written for the first N images", low=0)
+    num_visualizations: int = setting(8, "Figure-7 overlays written for the N frames that show the most (largest true "
+                                         "segment, most removed false positives, most removed true segments)", low=0)
+    visualize_frames: str = setting("", "comma-separated frame names to draw overlays of instead (the names of "
+                                        "the results' overlays/ files)")
     export_smiyc: str = setting("", "directory to write SegmentMeIfYouCan submission files to (off when empty)")
     protocol: str = setting("exact", "how pixel metrics are computed: exact (every pixel, as sklearn), meta-ood (the "
                                      "paper's 100 bins), smiyc (the SegmentMeIfYouCan benchmark's code) or all three",

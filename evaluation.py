@@ -25,7 +25,7 @@ from src.oodmc.moments import moment_features
 from src.oodmc.svm import decision_map, hard_decision_counts, hard_decision_metrics, load_svm
 from src.evaluation.over_cache import binary_labels, component_metrics, pixel_metrics
 from src.evaluation.pixel_metrics import PixelMetrics
-from src.evaluation.plots import save_curves, save_overlay
+from src.evaluation.plots import frames_to_show, save_curves, save_overlay
 from src.evaluation.protocols import PROTOCOLS, build_protocol
 from src.evaluation.report import earlier_rows, merge_rows, oodmc_table, protocol_entry, results_table, save_report
 from src.runtime import use_amp
@@ -139,14 +139,16 @@ def evaluate_checkpoint(cfg, dataset, epoch, with_meta):
                   f"rebuild it with {config.stage_command(cfg, epoch, '-prepare')}")
         masks = removed_masks_of(results, removed) if with_meta else None
         protocols = selected_protocols(cfg)
+        threshold = cfg.evalset.entropy_threshold
         segsize, instsize = COMPONENT_SIZES[cfg.evalset.VALSET]
         metrics = pixel_metrics(cache_files, dataset.train_id_in, dataset.train_id_out, scores, protocols, segsize,
-                                instsize, stats, masks, desc=f"pixel metrics, {name}")
+                                instsize, stats, masks, threshold, desc=f"pixel metrics, {name}")
         for row, key, row_masks in ((name, "entropy", None), ("+ meta classifier", "entropy+meta", masks)):
             if row_masks is None and key == "entropy+meta":
                 continue
             component_metrics(cache_files, dataset.train_id_in, dataset.train_id_out,
-                              [metrics[p][key] for p in protocols], row_masks, desc=f"component metrics, {row}")
+                              [metrics[p][key] for p in protocols], row_masks, threshold,
+                              desc=f"component metrics, {row}")
             for p in protocols:
                 computed = {s: m.compute() for s, m in metrics[p].items() if s == key or (row == name and s in scores)}
                 component = computed[key].pop("component", None)
@@ -173,17 +175,34 @@ def export_smiyc(cfg, dataset, epoch, out_dir):
     print(f"--export_smiyc: {len(cache_files)} score maps -> {out_dir}")
 
 
-def save_visualizations(cfg, dataset, epoch, results, removed, out_dir):
-    """The first --num_visualizations images: image, ground truth, entropy, OoD segments before / after removal."""
+def named_frames(cfg, dataset):
+    """Indices of the frames --visualize_frames names (None when it is empty), checked before any work."""
+    if not cfg.stages.visualize_frames:
+        return None
+    index = {dataset.frame_name(i): i for i in range(len(dataset))}
+    names = [name.strip() for name in cfg.stages.visualize_frames.split(",") if name.strip()]
+    unknown = [name for name in names if name not in index]
+    if unknown:
+        raise UserError(f"no frame named {', '.join(unknown)} in {config.valset_name(cfg)}, --visualize_frames; "
+                        f"name frames such as {', '.join(list(index)[:3])}")
+    return [index[name] for name in names]
+
+
+def save_visualizations(cfg, dataset, epoch, results, removed, out_dir, frames=None):
+    """Figure-7 overlays (image, entropy, OoD segments before and after the meta classifier) of `frames`, or
+    else of the --num_visualizations frames that show the most (`frames_to_show`)."""
+    if frames is None:
+        frames = frames_to_show([r["metrics"]["S"] for r in results], [r["metrics"]["iou0"] for r in results],
+                                removed, cfg.stages.num_visualizations)
     cache_dir = config.cache_dir(cfg, epoch)
-    for i in range(min(cfg.stages.num_visualizations, len(dataset))):
+    for i in frames:
         cache = read_cache(cache_path(cache_dir, i), ("entropy", "gt_train"))
-        before = results[i]["components"] != 0
-        after = before & ~removed_masks_of(results, removed)(i)
         save_overlay(np.asarray(read_image(dataset.images[i])),
                      binary_labels(cache["gt_train"], dataset.train_id_in, dataset.train_id_out),
-                     cache["entropy"], before, after,
-                     os.path.join(out_dir, "overlays", f"{i:05d}_{dataset.frame_name(i)}.png"), dataset.frame_name(i))
+                     cache["entropy"], results[i]["components"], np.asarray(results[i]["metrics"]["iou0"], bool),
+                     removed[i], cfg.evalset.entropy_threshold,
+                     os.path.join(out_dir, "overlays", f"{i:05d}_{dataset.frame_name(i)}.png"),
+                     f"{config.valset_name(cfg)}, frame {dataset.frame_name(i)}: {config.run_name(cfg, epoch)}")
 
 
 def evaluate_oodmc(cfg, ctx, dataset, epoch):
@@ -349,6 +368,7 @@ def main(cfg):
     check_output_dir(config.results_dir(cfg, epoch), "--io_root")
     if cfg.stages.export_smiyc:
         check_output_dir(cfg.stages.export_smiyc, "--export_smiyc")
+    frames = named_frames(cfg, dataset)
     if cfg.scores.scores_from:
         if cfg.stages.moment or cfg.stages.sml_stats:
             raise UserError("-moment and --sml_stats run the checkpoint, --scores_from; run them without --scores_from")
@@ -395,7 +415,7 @@ def main(cfg):
         save_curves(curves, os.path.join(out_dir, "roc.png"), os.path.join(out_dir, "pr.png"),
                     f"{config.valset_name(cfg)}, normalised entropy")
     if results is not None and removed is not None:
-        save_visualizations(cfg, dataset, epoch, results, removed, out_dir)
+        save_visualizations(cfg, dataset, epoch, results, removed, out_dir, frames)
     print(table)
     print(f"Results in {out_dir}")
     return report

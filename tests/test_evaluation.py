@@ -25,6 +25,7 @@ from src.metaseg.segment_search import load_segments, segment_search
 from src.model import build_model, load_checkpoint
 from src.evaluation.over_cache import binary_labels
 from src.evaluation.pixel_metrics import PixelMetrics
+from src.evaluation.plots import frames_to_show
 from src.evaluation.protocols import build_protocol, evaluate_frames
 from src.evaluation.scores import ClassStats
 from src.evaluation.segment_errors import count_segment_errors
@@ -136,13 +137,13 @@ def test_segment_errors_of_a_constructed_case_equal_the_hand_count():
     assert count_segment_errors(results) == (3, sum(map(sum, HAND_GT_IOU0)))
 
 
-def test_evaluation_counts_hand_made_segments_and_removals(tiny_checkpoints, prepared_world, tmp_path_factory, tmp_path):
-    """The constructed scenes as the cache of the tiny LostAndFound split, searched by -segment, with a hand-made
-    meta classifier file: evaluation -segment reports the hand counts."""
+def evaluate_constructed_scenes(tiny_checkpoints, prepared_world, tmp_path, removed, *stages, scenes=SCENES):
+    """The constructed `scenes` as the cache of the tiny LostAndFound split, searched by -segment, with a hand-made
+    meta classifier file removing `removed` (one list of bools per image): the report of evaluation.py."""
     _, trained = tiny_checkpoints
     run_folder = tmp_path / "LostAndFound" / f"{MODEL}_baseline"
     labels = label_identities(build_valset("LostAndFound", str(prepared_world / "lost_and_found"), "Static"))
-    for i, scene in enumerate(SCENES):
+    for i, scene in enumerate(scenes):
         probs, gt_train, gt_label = scene_arrays(**scene)
         attrs = {"image_path": "", "frame_name": NAMES[i], "has_label": True,
                  "checkpoint": checkpoint_identity(str(trained)), "labels": labels[i], "model": MODEL}
@@ -150,15 +151,74 @@ def test_evaluation_counts_hand_made_segments_and_removals(tiny_checkpoints, pre
         write_cache(cache_path(run_folder / "cache", i), probs, max_logit, gt_train, gt_label, attrs)
     common = ["-epoch", "0", "--init_ckpt", str(trained)]
     run_stage2(prepared_world, tmp_path, *common, "-segment")
-    removed, fp, fn = HAND_COUNTS[1]
     np.savez(run_folder / "segments_t0.7" / "meta_classifier.npz", removed=np.concatenate(removed).astype(bool),
              image=np.concatenate([np.full(len(r), i) for i, r in enumerate(removed)]).astype(int))
-    report, printed = run_stage3(prepared_world, tmp_path, *common, "-segment", "-pixel", "--num_visualizations", "0")
+    return run_stage3(prepared_world, tmp_path, *common, *stages, "--num_visualizations", "0")
+
+
+def test_evaluation_counts_hand_made_segments_and_removals(tiny_checkpoints, prepared_world, tmp_path):
+    removed, fp, fn = HAND_COUNTS[1]
+    report, printed = evaluate_constructed_scenes(tiny_checkpoints, prepared_world, tmp_path, removed, "-segment",
+                                                  "-pixel")
     assert report["rows"]["baseline"]["segments"] == {"fp": 3, "fn": 4}
     # these caches hold no logsumexp (as caches made before it was cached): the energy score is skipped, saying so
     assert "Energy skipped" in printed and "-prepare" in printed.split("Energy skipped")[1].splitlines()[0]
     assert "energy" not in report["rows"]["baseline"]["pixel"] and "max_logit" in report["rows"]["baseline"]["pixel"]
     assert report["rows"]["+ meta classifier"]["segments"] == {"fp": fp, "fn": fn}
+
+
+def assert_identical(a, b):
+    """Two (nested) results dicts hold the same keys and bit-identical numbers and arrays."""
+    assert isinstance(b, type(a)) or np.isscalar(a)
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_identical(a[key], b[key])
+    else:
+        assert np.array_equal(a, b, equal_nan=True)
+
+
+def test_meta_classifier_row_without_removals_is_the_entropy_row(tiny_checkpoints, prepared_world, tmp_path):
+    removed, _, _ = HAND_COUNTS[0]
+    rows = evaluate_constructed_scenes(tiny_checkpoints, prepared_world, tmp_path, removed)[0]["rows"]
+    assert not any(map(any, removed))
+    assert_identical(rows["+ meta classifier"]["pixel"]["entropy+meta"], rows["baseline"]["pixel"]["entropy"])
+    assert_identical(rows["+ meta classifier"]["component"], rows["baseline"]["component"])
+
+
+# Three obstacles, each under a uniform-softmax segment, and one false-positive segment; the meta classifier
+# removes the first obstacle's segment (a third of the OoD pixels) and the false positive.
+COVERED = [dict(objects=[(2, 6, 2, 6)], uniform=[(2, 6, 2, 6), (12, 15, 10, 15)], void=[]),
+           dict(objects=[(5, 9, 5, 9)], uniform=[(5, 9, 5, 9)], void=[]),
+           dict(objects=[(10, 14, 10, 14)], uniform=[(10, 14, 10, 14)], void=[])]
+COVERED_REMOVED = [[True, True], [False], [False]]
+
+
+def test_meta_classifier_row_ranks_wrongly_removed_obstacles_above_the_road(tiny_checkpoints, prepared_world,
+                                                                            tmp_path):
+    """The removed segments' pixels fall below the kept segments but stay above the confident road, so the curves
+    reach the wrongly removed obstacle before the road and FPR95 stays meaningful; scoring them 0 (below all
+    road pixels) made it 100%."""
+    pixel = evaluate_constructed_scenes(tiny_checkpoints, prepared_world, tmp_path, COVERED_REMOVED,
+                                        scenes=COVERED)[0]["rows"]["+ meta classifier"]["pixel"]["entropy+meta"]
+    scores, zeroed, is_ood = [], [], []
+    for i, scene in enumerate(COVERED):
+        probs, gt_train, _ = scene_arrays(**scene)
+        score = normalized_entropy_reference(probs)
+        in_removed = np.zeros(score.shape, dtype=bool)
+        for box, removed in zip(scene["uniform"], COVERED_REMOVED[i]):
+            r0, r1, c0, c1 = box
+            in_removed[r0:r1, c0:c1] = removed
+        assert np.all(score[in_removed] > 0.7 - 1e-6)
+        scores.append(np.where(in_removed, np.minimum(0.7 * score, 0.7 - 1e-7), score).ravel())
+        zeroed.append(np.where(in_removed, 0.0, score).ravel())
+        is_ood.append(gt_train.ravel() == 2)
+    is_ood = np.concatenate(is_ood)
+    expected = sklearn_metrics(np.concatenate(scores), is_ood)
+    for key in ("auroc", "ap", "fpr95"):
+        assert pixel[key] == pytest.approx(expected[key], abs=1e-4)
+    assert pixel["fpr95"] < 0.05
+    assert sklearn_metrics(np.concatenate(zeroed), is_ood)["fpr95"] == 1.0
 
 
 # ---- on the tiny world
@@ -308,9 +368,33 @@ def test_curves_and_overlays_are_png_images(run, prepared_world):
     assert is_png(run.results / "roc.png") and is_png(run.results / "pr.png")
     dataset = build_valset("LostAndFound", str(prepared_world / "lost_and_found"), "Static")
     overlays = sorted(p.name for p in (run.results / "overlays").iterdir())
-    assert overlays == [f"{i:05d}_{dataset.frame_name(i)}.png" for i in range(2)]  # --num_visualizations 2
+    # --num_visualizations 2: the two frames frames_to_show (tested in test_plots.py) picks from the segments
+    segments_dir = run.io_root / "LostAndFound" / TRAINED / "segments_t0.7"
+    results = [load_segments(segments_dir / f"{name}.npz") for name in NAMES]
+    with np.load(segments_dir / "meta_classifier.npz") as saved:
+        removed = [saved["removed"][saved["image"] == i] for i in range(len(NAMES))]
+    chosen = frames_to_show([r["metrics"]["S"] for r in results], [r["metrics"]["iou0"] for r in results], removed, 2)
+    assert overlays == sorted(f"{i:05d}_{dataset.frame_name(i)}.png" for i in chosen) and len(overlays) == 2
     assert all(is_png(run.results / "overlays" / name) for name in overlays)
     assert not list(run.results.rglob(".*")), "a temporary file was left behind"
+
+
+def test_visualize_frames_draws_the_named_frames_and_refuses_unknown_names(run, prepared_world, tmp_path):
+    names = [build_valset("LostAndFound", str(prepared_world / "lost_and_found"), "Static").frame_name(i)
+             for i in range(3)]
+    common = ["--init_ckpt", str(run.baseline), "-epoch", "1"]
+    with pytest.raises(UserError, match=f"^no frame named nowhere_7 in LostAndFound, --visualize_frames; name frames "
+                                        f"such as {names[0]}, {names[1]}, {names[2]}$"):
+        run_stage3(prepared_world, run.io_root, *common, "--visualize_frames", f"{names[0]},nowhere_7")
+    # the results belong to the module's fixture: move its overlays aside and put them back afterwards
+    overlays_dir = run.results / "overlays"
+    shutil.move(overlays_dir, tmp_path / "overlays")
+    try:
+        run_stage3(prepared_world, run.io_root, *common, "--visualize_frames", f"{names[2]}, {names[0]}")
+        assert sorted(p.name for p in overlays_dir.iterdir()) == [f"00000_{names[0]}.png", f"00002_{names[2]}.png"]
+    finally:
+        shutil.rmtree(overlays_dir, ignore_errors=True)
+        shutil.move(tmp_path / "overlays", overlays_dir)
 
 
 def test_a_missing_baseline_cache_gives_the_no_baseline_row_line(run):

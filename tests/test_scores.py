@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy.stats import entropy
 
-from src.evaluation.scores import (ClassStats, anomaly_score, max_logit_score, max_softmax_score, normalized_entropy,
-                        standardized_max_logit_score)
+from src.evaluation.scores import (ClassStats, anomaly_score, max_logit_score, max_softmax_score,
+                                   meta_classified_score, normalized_entropy, standardized_max_logit_score)
 
 
 def random_probs(rng, shape=(19, 6, 7), dtype=np.float32):
@@ -116,3 +116,29 @@ def test_anomaly_score_dispatches_by_name():
         anomaly_score("energy", probs, max_logit)
     with pytest.raises(ValueError, match="unknown score"):
         anomaly_score("free_energy", probs, max_logit)
+
+
+# ---- the pixel score after the meta classifier
+
+
+def test_meta_classified_score_without_removals_is_the_entropy_bit_for_bit():
+    entropy_map = np.random.default_rng(1).random((9, 11)).astype(np.float32)
+    score = meta_classified_score(entropy_map, np.zeros((9, 11), dtype=bool), 0.7)
+    assert score.dtype == np.float32 and score.tobytes() == entropy_map.tobytes()
+
+
+def test_meta_classified_score_moves_removed_pixels_below_the_threshold_in_their_order():
+    rng = np.random.default_rng(2)
+    entropy_map = rng.random((40, 50)).astype(np.float32)
+    entropy_map[0, :3] = [1.0, np.nextafter(np.float32(1), np.float32(2)), 0.7]  # the ends of a segment's range
+    removed = (entropy_map >= 0.7) & (rng.random((40, 50)) < 0.5)
+    removed[0, :3] = True
+    score = meta_classified_score(entropy_map, removed, 0.7)
+    assert np.array_equal(score[~removed], entropy_map[~removed])
+    assert score[removed].max() < np.float32(0.7)
+    assert score[removed].min() >= 0.7 * 0.7 - 1e-6  # removed pixels stay above the low-entropy pixels
+    before, after = entropy_map[removed], score[removed]
+    order = np.argsort(before, kind="stable")
+    step = np.diff(after[order])
+    assert np.all(step >= 0)  # no two removed pixels swap places
+    assert np.all(step[np.diff(before[order]) > 1e-6] > 0)  # and float32 rounding alone ties them

@@ -169,7 +169,7 @@ def paint_ground(canvas, rng, street, yy, xx, style, force, sky):
     return road
 
 
-def street_objects(rng, street, style, force, obstacles, where, scale):
+def street_objects(rng, street, style, force, obstacles, where, scale, depth=None):
     """(depth, draw function) of every object of the scene, in drawing order: far to near, then the
     forced classes, near and last so that they stay visible even in tiny images."""
     h, w = street.h, street.w
@@ -223,7 +223,7 @@ def street_objects(rng, street, style, force, obstacles, where, scale):
         add(t, lambda c: draw(c, rng, x, street.ground_y(t), width, ID[kind]))
 
     def obstacle(kind, laf_id):
-        t = rng.uniform(0.15, 0.9) if where == "road" else rng.uniform(0.25, 1.0)
+        t = rng.uniform(*depth) if depth else rng.uniform(0.15, 0.9) if where == "road" else rng.uniform(0.25, 1.0)
         width = t * rng.uniform(*OBSTACLE_WIDTH[kind]) * w * scale
         x = street.on_road(rng, t, margin=width / 2) if where == "road" else rng.uniform(0.1, 0.9) * w
         add(t, lambda c: draw_obstacle(c, rng, kind, laf_id, x, street.ground_y(t), width))
@@ -329,12 +329,15 @@ def make_street(rng, h, w, style, force):
                   far=0.01 * w, road=road, walk=walk, verge=verge)
 
 
-def render_street(rng, h, w, style_name, force=(), obstacles=(), where="road", scale=1.0, condition=None):
+def render_street(rng, h, w, style_name, force=(), obstacles=(), where="road", scale=1.0, condition=None,
+                  depth=None):
     """One street scene.
 
     style_name: a key of STYLES; force: classes (of FORCED) that must appear; obstacles: [(kind,
     LostAndFound labelId)] placed on the road (where="road") or anywhere on the ground, `scale` times
-    their usual size; condition: one of OBSTACLE_CONDITIONS (surface and light of the obstacle track).
+    their usual size; condition: one of OBSTACLE_CONDITIONS (surface and light of the obstacle track);
+    depth: (low, high) range of the obstacles' depth t (0 the horizon, 1 the bottom row; sizes grow with
+    t), by default (0.15, 0.9) on the road and (0.25, 1.0) anywhere.
     Returns image (H, W, 3) uint8, Cityscapes labelIds (H, W) uint8, OoD object ids (H, W) uint8.
     """
     style = STYLES[style_name]
@@ -351,7 +354,7 @@ def render_street(rng, h, w, style_name, force=(), obstacles=(), where="road", s
         canvas.rgb[road] *= 0.6
     elif condition == "wet":
         canvas.rgb[road] = 0.7 * canvas.rgb[road] + 0.3 * sky * 0.6
-    for _, draw in street_objects(rng, street, style, force, obstacles, where, scale):
+    for _, draw in street_objects(rng, street, style, force, obstacles, where, scale, depth):
         draw(canvas)
     if not overcast:
         cast_shadows(canvas, rng, street)

@@ -13,21 +13,25 @@ from preparation.demo_world.coco import COCO_EXCLUDED, COCO_OBJECTS, coco_role, 
 from preparation.demo_world.objects import HAZARDS, ID, NON_HAZARDS, VOID_IDS
 from preparation.demo_world.scene import pick_obstacles, render_street
 from preparation.demo_world.street import ANOMALY_FRAMES, FORCED, OBSTACLE_CONDITIONS
+from src.errors import UserError
 from src.files import atomic_path, save_json
 
 # street: (H, W) of the Cityscapes, LostAndFound and Fishyscapes scenes; anomaly, obstacle: (H, W) of the
 # RoadAnomaly21 and RoadObstacle21 frames; cityscapes: (train, val) images; lost_and_found: (test, train);
-# fishyscapes: images per split; smiyc: (frames, labelled frames) per track; coco: images;
+# fishyscapes: images per split; smiyc: (frames, labelled frames) of RoadAnomaly21, obstacle_track: of
+# RoadObstacle21 (demo: the 30 labelled frames of the real validation split); coco: images;
 # coco_object: (min, max) object size in px (COCO images stay >= 480 px, or < 480 px where meant to).
 # full has the real image sizes (RoadAnomaly21 1280x720 .jpg, RoadObstacle21 1920x1080 .webp) and a few
 # frames per set: it shows what the real run costs (bench/rehearsal.py).
 SIZES = {
     "tiny": dict(street=(32, 64), anomaly=(32, 64), obstacle=(32, 64), cityscapes=(4, 2), lost_and_found=(3, 2),
-                 fishyscapes=2, smiyc=(3, 2), coco=6, coco_object=(12, 24)),
+                 fishyscapes=2, smiyc=(3, 2), obstacle_track=(3, 2), coco=6, coco_object=(12, 24)),
     "demo": dict(street=(128, 256), anomaly=(128, 256), obstacle=(128, 256), cityscapes=(120, 20),
-                 lost_and_found=(40, 10), fishyscapes=10, smiyc=(10, 7), coco=60, coco_object=(24, 96)),
+                 lost_and_found=(40, 10), fishyscapes=10, smiyc=(10, 7), obstacle_track=(36, 30), coco=60,
+                 coco_object=(24, 96)),
     "full": dict(street=(1024, 2048), anomaly=(720, 1280), obstacle=(1080, 1920), cityscapes=(4, 2),
-                 lost_and_found=(4, 2), fishyscapes=2, smiyc=(3, 2), coco=8, coco_object=(40, 240)),
+                 lost_and_found=(4, 2), fishyscapes=2, smiyc=(3, 2), obstacle_track=(3, 2), coco=8,
+                 coco_object=(40, 240)),
 }
 MARKER = "demo_world.json"
 DATASET_DIRS = ("cityscapes", "COCO", "lost_and_found", "fishyscapes", "dataset_AnomalyTrack",
@@ -177,7 +181,7 @@ def road_anomaly(rng, h, w, kind=None):
 def write_road_obstacle(root, sizes, seed, bar):
     """RoadObstacle21-like .webp frames: labelled `validation_<k>`, others named by their condition."""
     h, w = sizes["obstacle"]
-    count, labelled = sizes["smiyc"]
+    count, labelled = sizes["obstacle_track"]
     folder = os.path.join(root, "dataset_ObstacleTrack")
     written = 0
     for i in range(count):
@@ -197,10 +201,19 @@ def write_road_obstacle(root, sizes, seed, bar):
 
 
 def road_obstacle(rng, h, w, condition):
-    """Image and label (0 road, 1 obstacle, 255 everything off the road)."""
-    image, label_ids, ood = render_street(rng, h, w, "obstacle", obstacles=pick_obstacles(rng, rng.integers(1, 4)),
-                                          condition=condition)
-    return image, np.where(ood > 0, 1, np.where(label_ids == ID["road"], 0, 255)).astype(np.uint8)
+    """Image and label (0 road, 1 obstacle, 255 everything off the road).
+
+    As in the real track, the obstacles are small and on the road: 1-3 of them, of LostAndFound sizes, at
+    depths 0.3-0.8: off the bottom edge, and never so far that they shrink to a few pixels;
+    a frame is drawn again (from the same generator) until its obstacles cover 0.2% of it.
+    """
+    for _ in range(10):  # a labelled frame shows an obstacle (a drawn one can hide behind the hood or a car)
+        image, label_ids, ood = render_street(rng, h, w, "obstacle", obstacles=pick_obstacles(rng, rng.integers(1, 4)),
+                                              condition=condition, depth=(0.3, 0.8))
+        label = np.where(ood > 0, 1, np.where(label_ids == ID["road"], 0, 255)).astype(np.uint8)
+        if (label == 1).sum() >= 0.002 * h * w:
+            break
+    return image, label
 
 
 def write_coco(root, sizes, seed, bar):
@@ -255,13 +268,13 @@ def claim(data_root, size, seed):
         with open(marker) as f:
             found = json.load(f)
         if (found.get("size"), found.get("seed")) != (size, seed):
-            raise SystemExit(f"{data_root} holds a demo world made with --size {found.get('size')} --seed "
+            raise UserError(f"{data_root} holds a demo world made with --size {found.get('size')} --seed "
                              f"{found.get('seed')}; delete it or choose another --data_root for --size {size} "
                              f"--seed {seed}")
         return
     present = [name for name in DATASET_DIRS if os.path.exists(os.path.join(data_root, name))]
     if present:
-        raise SystemExit(f"{data_root} already holds {', '.join(present)} that make_demo_world did not write (no "
+        raise UserError(f"{data_root} already holds {', '.join(present)} that make_demo_world did not write (no "
                          f"{MARKER}); choose an empty --data_root so that real and synthetic data never mix")
     save_json(record, marker)
 
@@ -281,7 +294,7 @@ def make_demo_world(data_root, size="demo", seed=0, progress=False):
     sizes = SIZES[size]
     claim(data_root, size, seed)
     total = (sum(sizes["cityscapes"]) + sizes["coco"] + sum(sizes["lost_and_found"]) + 2 * sizes["fishyscapes"]
-             + 2 * sizes["smiyc"][0])
+             + sizes["smiyc"][0] + sizes["obstacle_track"][0])
     summary = {}
     with tqdm(total=total, unit="image", disable=not progress, desc="demo world") as bar:
         for name, write in (("cityscapes", write_cityscapes), ("COCO", write_coco),

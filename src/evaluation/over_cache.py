@@ -4,7 +4,7 @@ from tqdm import tqdm
 
 from src.cache import read_cache
 from src.evaluation.protocols import build_protocol
-from src.evaluation.scores import anomaly_score
+from src.evaluation.scores import anomaly_score, meta_classified_score
 
 UNIT_SCORES = ("entropy", "max_softmax", "entropy+meta")  # the scores that lie in [0, 1]
 
@@ -17,21 +17,15 @@ def binary_labels(gt_train, in_id, out_id):
     return label
 
 
-def suppressed(entropy, removed_mask):
-    """The entropy with the pixels of removed segments set to 0: what the meta classifier leaves of it."""
-    out = entropy.copy()
-    out[removed_mask] = 0.0
-    return out
-
-
 def pixel_metrics(cache_files, in_id, out_id, scores, protocols, segsize, instsize, class_stats=None,
-                  removed_masks=None, desc="pixel metrics"):
+                  removed_masks=None, threshold=None, desc="pixel metrics"):
     """{protocol: {score name: accumulator of protocols.build_protocol}} over the labelled images of `cache_files`.
 
     protocols: names of src.evaluation.protocols.PROTOCOLS; meta-ood only sees the scores in [0, 1]
     (UNIT_SCORES), as it bins [0, 1]. removed_masks: None, or a function image index -> (H, W) bool of
-    pixels in segments the meta classifier removed; then the entropy score is also evaluated with them
-    suppressed, as "entropy+meta". segsize, instsize: for the protocols' component metrics.
+    pixels in segments the meta classifier removed; then the entropy score is also evaluated after meta
+    classification (`meta_classified_score` with the segment search's `threshold`), as "entropy+meta".
+    segsize, instsize: for the protocols' component metrics.
     """
     names = list(scores) + (["entropy+meta"] if removed_masks is not None else [])
     metrics = {p: {name: build_protocol(p, segsize, instsize) for name in names
@@ -43,7 +37,7 @@ def pixel_metrics(cache_files, in_id, out_id, scores, protocols, segsize, instsi
         label = binary_labels(cache["gt_train"], in_id, out_id)
         for name in names:
             if name == "entropy+meta":
-                score = suppressed(cache["entropy"], removed_masks(index))
+                score = meta_classified_score(cache["entropy"], removed_masks(index), threshold)
             elif name == "entropy":
                 score = cache["entropy"]
             else:
@@ -54,7 +48,8 @@ def pixel_metrics(cache_files, in_id, out_id, scores, protocols, segsize, instsi
     return metrics
 
 
-def component_metrics(cache_files, in_id, out_id, accumulators, removed_masks=None, desc="component metrics"):
+def component_metrics(cache_files, in_id, out_id, accumulators, removed_masks=None, threshold=None,
+                      desc="component metrics"):
     """The component pass of each protocol accumulator in `accumulators` (filled by pixel_metrics with the
     entropy score, optionally after meta classification) over the labelled images; returns nothing, each
     accumulator's compute() then holds its "component" metrics."""
@@ -67,7 +62,7 @@ def component_metrics(cache_files, in_id, out_id, accumulators, removed_masks=No
             continue
         score = cache["entropy"]
         if removed_masks is not None:
-            score = suppressed(score, removed_masks(index))
+            score = meta_classified_score(score, removed_masks(index), threshold)
         label = binary_labels(cache["gt_train"], in_id, out_id)
         for components in passes:
             components.update(score, label)

@@ -1,9 +1,11 @@
-"""Figures of stage 3: ROC / PR curves and the per-image overlays (the paper's qualitative figure)."""
+"""Figures of stage 3: ROC / PR curves and the per-frame overlays (the paper's Figure 7), and which frames to show."""
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from src.files import atomic_path  # noqa: E402
 
@@ -27,32 +29,108 @@ def save_curves(curves, path_roc, path_pr, title):
         _save(fig, path)
 
 
-def save_overlay(image, label, entropy, mask_before, mask_after, path, title):
-    """One image's panel: image, ground truth, entropy heatmap, OoD mask before and after meta classification.
+# Segment outcomes and their colours: saturated hues that no street object has, the same in every panel.
+OUTCOMES = (("true segment, kept", (0, 255, 255)), ("true segment, removed", (255, 0, 255)),
+            ("false positive, kept", (255, 255, 0)), ("false positive, removed", (120, 255, 0)))
+
+
+def frames_to_show(sizes, iou0, removed, count):
+    """The `count` frames whose overlays show the most, most telling first.
+
+    sizes, iou0, removed: one array per frame with one entry per predicted OoD segment: pixels (int),
+    1 for a false positive (bool or int), removed by the meta classifier (bool).
+    The frames are taken in turn by three criteria: the largest true segment, the most removed false
+    positives, the most removed true segments (ties: more removed pixels, then the earlier frame); a
+    criterion that has no frame left with a positive value passes its turn on. When no criterion has
+    one, the frames with the most segment pixels follow, then the rest in order.
+    Returns a list of frame indices (at most `count`, no repeats).
+    """
+    criteria = [[], [], []]
+    for i, (size, false, gone) in enumerate(zip(sizes, iou0, removed)):
+        size, false, gone = np.asarray(size, np.int64), np.asarray(false, bool), np.asarray(gone, bool)
+        criteria[0].append((size[~false].max(initial=0), 0))
+        criteria[1].append((int((false & gone).sum()), int(size[false & gone].sum())))
+        criteria[2].append((int((~false & gone).sum()), int(size[~false & gone].sum())))
+    total = [int(np.sum(size)) for size in sizes]
+    chosen, turn = [], 0
+    while len(chosen) < min(count, len(sizes)):
+        for step in range(len(criteria)):
+            values = criteria[(turn + step) % len(criteria)]
+            left = [i for i in range(len(sizes)) if i not in chosen and values[i][0] > 0]
+            if left:
+                chosen.append(min(left, key=lambda i: (-values[i][0], -values[i][1], i)))
+                break
+        else:
+            rest = sorted((i for i in range(len(sizes)) if i not in chosen), key=lambda i: (-total[i], i))
+            chosen += rest[:count - len(chosen)]
+        turn += 1
+    return chosen
+
+
+def save_overlay(image, label, entropy, segments, false_positive, removed, threshold, path, title):
+    """One frame as the paper's Figure 7: the image with the ground-truth OoD outlined, the entropy with a
+    colour bar, the OoD segments before the meta classifier (true or false) and after it (kept or removed).
 
     image: (H, W, 3) uint8; label: (H, W) uint8, 0 in-distribution, 1 OoD, 255 ignored; entropy: (H, W)
-    float in [0, 1]; mask_before, mask_after: (H, W) bool.
+    float in [0, 1]; segments: (H, W) int, segment k (1..n) where +-k, 0 elsewhere (segment search);
+    false_positive, removed: (n,) bool per segment; threshold: the segment search's entropy threshold.
     """
-    gt = np.zeros((*label.shape, 3), dtype=np.uint8)
-    gt[label == 0] = (60, 60, 60)
-    gt[label == 1] = (255, 200, 0)
-    panels = [("image", image), ("ground truth (OoD yellow, ignored black)", gt), ("normalised entropy", entropy),
-              ("OoD segments", _tint(image, mask_before)), ("after meta classifier", _tint(image, mask_after))]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2 * label.shape[0] / label.shape[1] + 0.6))
-    for ax, (name, panel) in zip(axes, panels):
-        if panel.ndim == 2:
-            ax.imshow(panel, cmap="inferno", vmin=0, vmax=1)
-        else:
-            ax.imshow(panel)
-        ax.set_title(name, fontsize=8)
+    ids = np.abs(segments)
+    false_positive, removed = np.asarray(false_positive, bool), np.asarray(removed, bool)
+    outcome = np.zeros(len(removed) + 1, dtype=np.int64)  # per segment id: index into OUTCOMES, + 1
+    outcome[1:] = 1 + 2 * false_positive + removed
+    before = np.zeros(len(removed) + 1, dtype=np.int64)
+    before[1:] = 1 + 2 * false_positive
+    height, width = label.shape
+    panel = 5.0  # inches: 500 px wide at the saved dpi, whatever the image size
+    fig, axes = plt.subplots(2, 2, figsize=(2 * panel + 1.2, 2 * panel * height / width + 1.6),
+                             gridspec_kw=dict(wspace=0.04, hspace=0.12))
+    (ax_image, ax_entropy), (ax_before, ax_after) = axes
+    ignored = label == 255
+    shaded = image.copy()
+    shaded[ignored] = shaded[ignored] // 3
+    ax_image.imshow(shaded)
+    ax_image.set_title("image, ground-truth OoD outlined, ignored pixels dark", fontsize=10)
+    shown = ax_entropy.imshow(entropy, cmap="inferno", vmin=0, vmax=1)
+    ax_entropy.set_title("normalised entropy", fontsize=10)
+    # an inset bar keeps the entropy panel as large as the others
+    bar = fig.colorbar(shown, cax=ax_entropy.inset_axes([1.02, 0, 0.03, 1]))
+    bar.ax.axhline(threshold, color="white", linewidth=2)
+    bar.set_ticks(sorted({0, 0.5, 1, threshold}))
+    bar.ax.tick_params(labelsize=8)
+    bar.set_label(f"segments: entropy >= {threshold:g}", fontsize=8)
+    n_true, n_false = int((~false_positive).sum()), int(false_positive.sum())
+    ax_before.imshow(_paint(image, before[ids]))
+    ax_before.set_title(f"OoD segments: {n_true} true, {n_false} false positive", fontsize=10)
+    ax_after.imshow(_paint(image, outcome[ids]))
+    ax_after.set_title(f"after the meta classifier: removed {int((removed & false_positive).sum())} of {n_false} "
+                       f"false, {int((removed & ~false_positive).sum())} of {n_true} true", fontsize=10)
+    for ax, painted in ((ax_before, before[ids]), (ax_after, outcome[ids])):
+        for k, (_, colour) in enumerate(OUTCOMES, start=1):
+            if (painted == k).any():  # an outline in the colour keeps segments of a few pixels visible
+                ax.contour(painted == k, levels=[0.5], colors=[np.array(colour) / 255], linewidths=1.5)
+    for ax in (ax_image, ax_before, ax_after):
+        if (label == 1).any():
+            ax.contour(label == 1, levels=[0.5], colors="white", linewidths=1.2)
+    for ax in axes.ravel():
         ax.axis("off")
-    fig.suptitle(title, fontsize=9)
-    _save(fig, path)
+    handles = [Patch(color=np.array(colour) / 255, label=name) for name, colour in OUTCOMES]
+    handles.append(Line2D([], [], color="white", linewidth=1.2, label="ground-truth OoD (outline)"))
+    legend = fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=9, frameon=True, facecolor="0.35",
+                        labelcolor="white", edgecolor="none")
+    legend.get_frame().set_alpha(1)
+    fig.suptitle(title, fontsize=11)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    plt.close(fig)
 
 
-def _tint(image, mask):
+def _paint(image, outcome):
+    """image (H, W, 3) uint8 with the pixels of outcome k (1..4, 0: none) in the colour of OUTCOMES[k - 1]."""
+    palette = np.array([(0, 0, 0)] + [colour for _, colour in OUTCOMES], dtype=np.float32)
     out = image.astype(np.float32)
-    out[mask] = 0.4 * out[mask] + 0.6 * np.array([255, 0, 0], dtype=np.float32)
+    painted = outcome > 0
+    out[painted] = 0.25 * out[painted] + 0.75 * palette[outcome[painted]]
     return out.astype(np.uint8)
 
 

@@ -86,6 +86,26 @@ def anomaly_score(name, probs, max_logit, class_stats=None, logsumexp=None):
     raise ValueError(f"unknown score {name!r}; choose one of {', '.join(SCORES)}")
 
 
+def meta_classified_score(entropy, removed_mask, threshold):
+    """The pixel score after the meta classifier: the entropy, with removed segments moved below the threshold.
+
+    entropy: (H, W) float normalised entropy; removed_mask: (H, W) bool, the pixels of the segments the
+    meta classifier removed (each has entropy >= threshold, the segment search's threshold).
+    Returns (H, W) float32: kept pixels keep their entropy; a removed pixel gets threshold * entropy,
+    capped at the largest float32 below threshold. So a removed segment ranks below every kept segment,
+    and a segment search at `threshold` would not find it again, but its pixels keep their order among
+    themselves and stay above the in-distribution pixels of low entropy: the PR and ROC curves still
+    reach every OoD pixel the meta classifier removed wrongly before they take in all in-distribution
+    pixels, so FPR95 stays meaningful (scoring removed pixels 0 put them below every in-distribution
+    pixel, and FPR95 read 100% whenever 5% of the OoD pixels lay in removed segments). With nothing
+    removed the score is the entropy, bit for bit.
+    """
+    score = np.array(entropy, dtype=np.float32)
+    cap = np.nextafter(np.float32(threshold), np.float32(-np.inf))
+    score[removed_mask] = np.minimum(np.float32(threshold) * score[removed_mask], cap)
+    return score
+
+
 class ClassStats:
     """Streaming per-class statistics of the max logit, grouped by predicted class, for SML.
 
