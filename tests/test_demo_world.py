@@ -19,6 +19,7 @@ from torchvision.models._meta import _COCO_CATEGORIES
 
 from preparation.demo_world.writers import write_road_anomaly, write_road_obstacle
 from preparation.make_demo_world import SIZES, coco_role, make_demo_world, render_coco, sample_rng
+from src.errors import UserError
 
 TINY = SIZES["tiny"]
 # LostAndFound labelIds per SPEC section 1
@@ -229,10 +230,10 @@ def test_rerun_writes_nothing_and_restores_a_missing_file(world, tmp_path):
 
 def test_refuses_other_data_and_other_worlds(world, tmp_path):
     os.makedirs(tmp_path / "real" / "cityscapes" / "leftImg8bit")
-    with pytest.raises(SystemExit, match="did not write"):
+    with pytest.raises(UserError, match="did not write"):
         make_demo_world(str(tmp_path / "real"), size="tiny", seed=0)
     assert os.listdir(tmp_path / "real") == ["cityscapes"]
-    with pytest.raises(SystemExit, match="--seed 0"):
+    with pytest.raises(UserError, match="--seed 0"):
         make_demo_world(world[0], size="tiny", seed=3)
     with pytest.raises(ValueError, match="tiny"):
         make_demo_world(str(tmp_path / "new"), size="huge")
