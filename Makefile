@@ -24,9 +24,11 @@ test: setup
 demo: setup
 	$(PY) demo.py
 
-# bench/demo_seeds.py runs the whole demo on five seeds (half an hour): run it on its own
+# the benchmarks with a reference in the same run; demo_seeds.py (five whole demos), rehearsal.py and
+# gpu_check.py have their own targets or commands, as each takes half an hour or a GPU
+LONG_BENCHES := bench/demo_seeds.py bench/rehearsal.py bench/gpu_check.py
 bench: setup
-	for b in $(filter-out bench/demo_seeds.py,$(wildcard bench/*.py)); do $(PY) $$b || exit 1; done
+	for b in $(filter-out $(LONG_BENCHES),$(wildcard bench/*.py)); do $(PY) $$b || exit 1; done
 
 # every CUDA path in one table, at most 5 minutes on one GPU; one line and exit 0 without CUDA
 gpu-check: setup
