@@ -27,7 +27,8 @@ from src.evaluation.over_cache import binary_labels, component_metrics, pixel_me
 from src.evaluation.pixel_metrics import PixelMetrics
 from src.evaluation.plots import frames_to_show, save_curves, save_overlay
 from src.evaluation.protocols import PROTOCOLS, build_protocol
-from src.evaluation.report import earlier_rows, merge_rows, oodmc_table, protocol_entry, results_table, save_report
+from src.evaluation.report import (earlier_rows, merge_rows, oodmc_table, protocol_entry, results_table,
+                                   save_report, set_protocol_entry)
 from src.runtime import use_amp
 from src.evaluation.score_maps import score_map_path, write_score_map
 from src.evaluation.scores import SCORES, ClassStats
@@ -151,13 +152,7 @@ def evaluate_checkpoint(cfg, dataset, epoch, with_meta):
                               desc=f"component metrics, {row}")
             for p in protocols:
                 computed = {s: m.compute() for s, m in metrics[p].items() if s == key or (row == name and s in scores)}
-                component = computed[key].pop("component", None)
-                entry = {"pixel": computed, **({"component": component} if component else {})}
-                # the exact protocol keeps the layout results.json always had; the others sit beside it
-                if p == "exact":
-                    rows[row].update(entry)
-                else:
-                    rows[row].setdefault("protocols", {})[p] = entry
+                set_protocol_entry(rows[row], p, computed, computed[key].pop("component", None))
     return rows, results, removed
 
 
@@ -332,12 +327,7 @@ def evaluate_external(cfg, dataset):
             continue
         measured = measure_pairs(lambda: score_label_pairs(maps, masks, fill), protocols, segsize, instsize)
         for protocol, result in measured.items():
-            entry = {"pixel": {"score": result}, **({"component": result.pop("component")} if "component" in result
-                                                    else {})}
-            if protocol == "exact":  # results.json's original layout, as for the project's own maps
-                rows[name].update(entry)
-            else:
-                rows[name].setdefault("protocols", {})[protocol] = entry
+            set_protocol_entry(rows[name], protocol, {"score": result}, result.pop("component", None))
     out_dir = config.external_results_dir(cfg)
     report = {"valset": config.valset_name(cfg), "num_images": len(dataset), "num_unlabelled": unlabelled,
               "scores_from": os.path.abspath(cfg.scores.scores_from), "protocol": cfg.stages.protocol,

@@ -10,7 +10,6 @@ import os
 import numpy as np
 from PIL import Image
 
-from src.dataset.listing import load_label
 from src.errors import UserError
 from src.evaluation.over_cache import binary_labels
 from src.files import load_json
@@ -23,10 +22,11 @@ FAMILIES = ("score_map", "softmax")  # the metric families a segment search can 
 
 
 def frame_train_ids(dataset, i):
-    """(H, W) uint8 train ids of frame i (255 void), or None for a frame without labels."""
+    """(H, W) uint8 train ids of frame i (255 void), or None for a frame without labels. The dataset's own
+    load_target reads them, so a split that remaps its labels (LostAndFound testNoKnown) is read as it defines."""
     if not dataset.has_label(i):
         return None
-    return np.array(load_label(dataset.targets[i]))
+    return np.array(dataset.load_target(i, None))
 
 
 def frame_shape(dataset, i):

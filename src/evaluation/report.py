@@ -19,6 +19,15 @@ def protocol_entry(row, protocol):
     return row.get("protocols", {}).get(protocol, {})
 
 
+def set_protocol_entry(row, protocol, pixel, component=None):
+    """Store one protocol's results in a results row, where protocol_entry finds them."""
+    entry = {"pixel": pixel, **({"component": component} if component else {})}
+    if protocol == "exact":
+        row.update(entry)
+    else:
+        row.setdefault("protocols", {})[protocol] = entry
+
+
 def results_table(rows, protocols=("exact",), score="entropy", meta_score="entropy+meta"):
     """The paper-style table (entropy score; one line per row, and per protocol when there are several), then
     every score of every checkpoint. Pixel columns show `score` (`meta_score` in the "+ meta classifier" row).
