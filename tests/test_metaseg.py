@@ -131,6 +131,37 @@ def test_compiled_metrics_match_numpy_reference_on_random_scenes():
     assert all(seen.values()), seen
 
 
+def test_float16_probs_give_exactly_the_metrics_of_their_float32_copy():
+    """The segment search passes the cache's float16 probs, which the scan reads as is."""
+    rng = np.random.default_rng(4)
+    scenes = [random_scene(rng) for _ in range(10)]
+    scenes += [(golden(case)["probs"], golden(case)["gt_train"], golden(case)["gt_label"], golden(case)["ood_mask"])
+               for case in (0, 1)]
+    for probs, gt_train, gt_label, ood_mask in scenes:
+        probs16 = probs.astype(np.float16)
+        probs16[0, 0, 0], probs16[1, -1, -1] = 0, 6e-8  # zero and a subnormal
+        probs32 = probs16.astype(np.float32)
+        for ours, expected in [
+                (compute_metrics_components(probs16, gt_train, ood_mask, OOD),
+                 compute_metrics_components(probs32, gt_train, ood_mask, OOD)),
+                (compute_metrics_mask(probs16, ood_mask, gt_train, gt_label, OOD),
+                 compute_metrics_mask(probs32, ood_mask, gt_train, gt_label, OOD))]:
+            assert ours[0] == expected[0]
+            np.testing.assert_array_equal(ours[1], expected[1])
+
+
+def test_every_finite_float16_value_is_read_as_numpy_converts_it():
+    # one-pixel segments on a grid of step 2, so cprob0 of each is its pixel's class-0 value
+    bits = np.arange(2 ** 16, dtype=np.uint16)
+    values = bits.view(np.float16)[np.isfinite(bits.view(np.float16))]  # 63488 = 248 x 256
+    probs = np.zeros((2, 2 * 248, 2 * 256), dtype=np.float16)
+    probs[0, ::2, ::2] = values.reshape(248, 256)
+    grid = np.zeros(probs.shape[1:], dtype=np.uint8)
+    grid[::2, ::2] = 1
+    metrics, _ = compute_metrics_components(probs, np.ones_like(grid), grid, OOD)
+    assert metrics["cprob0"] == values.astype(np.float32).astype(np.float64).tolist()
+
+
 def test_adjusted_iou_and_ground_truth_side_by_hand():
     probs = softmax(np.random.default_rng(1).normal(size=(19, 4, 8)), axis=0).astype(np.float32)
     gt_train = np.ones((4, 8), dtype=np.uint8)

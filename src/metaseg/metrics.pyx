@@ -22,6 +22,24 @@ from libc.math cimport log
 
 HEATMAPS = ("E", "D", "V")  # normalised entropy, probability margin, variation ratio
 
+# float16 probs (the inference cache stores them) are scanned as their uint16 bits, each value read converted
+# through this table, which holds numpy's own float16 -> float32 conversion of every bit pattern: the metrics
+# are those of the float32 copy, which the scan no longer needs (converting a whole 19 x 1024 x 2048 image
+# costs more than the scan)
+ctypedef fused stored_float:
+    float
+    unsigned short  # float16 bits
+
+cdef float HALF_TO_FLOAT[65536]
+HALF_TO_FLOAT[:] = np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float32)
+
+
+cdef inline float _as_float(stored_float value) noexcept nogil:
+    if stored_float is float:
+        return value
+    else:
+        return HALF_TO_FLOAT[value]
+
 cdef enum:  # the two parts of a segment, the last axis of the size and heat sums
     INTERIOR = 0
     BOUNDARY = 1
@@ -30,8 +48,8 @@ cdef enum:  # the two parts of a segment, the last axis of the size and heat sum
 def compute_metrics_components(probs, gt_train, ood_mask, ood_index):
     """Metrics of the predicted OoD segments (8-connected components of ood_mask, void removed).
 
-    probs: (C, H, W) softmax, any float dtype (used as float32); gt_train: (H, W) train ids, 255 void;
-    ood_mask: (H, W), nonzero = predicted OoD; ood_index: train id (or ids) of ground-truth OoD.
+    probs: (C, H, W) softmax, float16 (read as is) or any other float dtype (used as float32); gt_train:
+    (H, W) train ids, 255 void; ood_mask: (H, W), nonzero = predicted OoD; ood_index: train id (or ids) of ground-truth OoD.
     Returns (metrics, components): metrics maps each of the original's keys (78 for 19 classes: iou,
     iou0 (1 when no pixel of the segment is ground-truth OoD), prc (always 0), mean_x, mean_y, the
     E/D/V statistics, S, S_in, S_bd, S_rel, S_rel_in, cprob<c>, ndist<c>) to a list with one value
@@ -77,7 +95,7 @@ def compute_metrics_components(probs, gt_train, ood_mask, ood_index):
 def compute_metrics_mask(probs, mask, gt_train, gt_label, ood_index):
     """Metrics of the ground-truth OoD components (8-connected components of gt_train == ood_index).
 
-    probs: (C, H, W) softmax, any float dtype; mask: (H, W) predicted OoD mask, nonzero = OoD (void
+    probs: (C, H, W) softmax, float16 (read as is) or any other float dtype (used as float32); mask: (H, W) predicted OoD mask, nonzero = OoD (void
     removed here); gt_train: (H, W) train ids, 255 void; gt_label: (H, W) label ids.
     Returns (metrics, gt_components): metrics maps the original's keys (iou, iou0 = 1 for a missed
     component, rec, train_class (always 255, as in the original), label_class (label id of the first
@@ -108,7 +126,12 @@ def compute_metrics_mask(probs, mask, gt_train, gt_label, ood_index):
 
 
 def _check_inputs(probs, gt_train, **maps):
-    probs = np.ascontiguousarray(probs, dtype=np.float32)
+    """probs as the scan reads them (float32, or the uint16 bits of float16) and gt_train as an array."""
+    probs = np.asarray(probs)
+    if probs.dtype == np.float16:
+        probs = np.ascontiguousarray(probs).view(np.uint16)
+    else:
+        probs = np.ascontiguousarray(probs, dtype=np.float32)
     if probs.ndim != 3 or probs.shape[0] < 2:
         raise ValueError(f"probs must be (C, H, W) with at least 2 classes, got shape {probs.shape}")
     gt_train = np.asarray(gt_train)
@@ -134,11 +157,11 @@ def _divide(a, b):
     return np.divide(a, b, out=np.zeros(len(a)), where=b > 0)
 
 
-def _scan(const float[:, :, ::1] probs, const unsigned char[:, ::1] inside, const unsigned char[:, ::1] other,
+def _scan(const stored_float[:, :, ::1] probs, const unsigned char[:, ::1] inside, const unsigned char[:, ::1] other,
           bint heatmaps):
     """Per-segment sums over the 8-connected components of `inside`, the statistics both sides need.
 
-    probs: (C, H, W) float32; inside, other: (H, W) uint8 masks (predicted and ground-truth OoD, or
+    probs: (C, H, W) float32 or the uint16 bits of float16; inside, other: (H, W) uint8 masks (predicted and ground-truth OoD, or
     the other way round). Returns (components, sums): components (H, W) int32 with +id interior,
     -id boundary; sums maps size (n, 2) [interior, boundary], intersection (n,) (pixels in other),
     union_rest (n,) (size of the 8-connected regions of other & ~inside that touch the segment: the
@@ -222,7 +245,7 @@ def _scan(const float[:, :, ::1] probs, const unsigned char[:, ::1] inside, cons
                 top2 = -1
                 best = 0
                 for c in range(nclasses):
-                    prob = probs[c, x, y]
+                    prob = _as_float(probs[c, x, y])
                     cprob_v[k, c] += prob
                     if heatmaps:
                         entropy += prob * log(prob + FLT_EPSILON)
@@ -250,12 +273,13 @@ def _scan(const float[:, :, ::1] probs, const unsigned char[:, ::1] inside, cons
     return labels, sums
 
 
-cdef inline int _argmax(const float[:, :, ::1] probs, Py_ssize_t x, Py_ssize_t y) noexcept nogil:
+cdef inline int _argmax(const stored_float[:, :, ::1] probs, Py_ssize_t x, Py_ssize_t y) noexcept nogil:
     cdef int c, best = 0
-    cdef float top = probs[0, x, y]
+    cdef float prob, top = _as_float(probs[0, x, y])
     for c in range(1, probs.shape[0]):
-        if probs[c, x, y] > top:
-            top = probs[c, x, y]
+        prob = _as_float(probs[c, x, y])
+        if prob > top:
+            top = prob
             best = c
     return best
 

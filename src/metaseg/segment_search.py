@@ -17,6 +17,7 @@ from src.metaseg.metrics import compute_metrics_components, compute_metrics_mask
 
 def entropy_mask(probs, entropy_threshold):
     """OoD mask (H, W) uint8, 1 where the normalised entropy of probs (C, H, W) float32 >= threshold."""
+    probs = np.asarray(probs, dtype=np.float32)  # scipy would compute the entropy of float16 probs in float16
     normalized_entropy = entropy(probs, axis=0) / np.log(probs.shape[0])
     return (normalized_entropy >= entropy_threshold).astype(np.uint8)
 
@@ -24,14 +25,14 @@ def entropy_mask(probs, entropy_threshold):
 def segment_search(probs, gt_train, gt_label, entropy_threshold, ood_index, entropy=None):
     """Predicted OoD segments and ground-truth OoD components of one image, with their metrics.
 
-    probs: (C, H, W) softmax, float16 or float32 (used as float32); gt_train: (H, W) train ids, 255 void;
-    gt_label: (H, W) label ids; ood_index: train id of ground-truth OoD (2 for LostAndFound);
+    probs: (C, H, W) softmax, float32, or float16 (as the cache holds it: the metrics read it as is and give
+    those of its float32 copy); gt_train: (H, W) train ids, 255 void; gt_label: (H, W) label ids; ood_index:
+    train id of ground-truth OoD (2 for LostAndFound);
     entropy: optional (H, W) normalised entropy of the float32 softmax (the inference cache holds it), so
     that the OoD mask does not depend on the rounding of float16 probs.
     Returns a dict: metrics, gt_metrics (metric name -> list, one value per segment, see
     src.metaseg.metrics) and components, gt_components ((H, W) int32, +id interior, -id boundary).
     """
-    probs = np.asarray(probs, dtype=np.float32)
     if entropy is None:
         mask = entropy_mask(probs, entropy_threshold)
     else:
