@@ -101,7 +101,7 @@ def prepare(cfg, ctx, dataset, epoch):
 
 def _search_one(job):
     cache_file, out_file, threshold, ood_index = job
-    c = read_cache(cache_file, ("probs", "entropy", "gt_train", "gt_label"))
+    c = read_cache(cache_file, ("probs", "entropy", "gt_train", "gt_label"), float16_probs=True)
     save_segments(out_file, segment_search(c["probs"], c["gt_train"], c["gt_label"], threshold, ood_index,
                                            c["entropy"]))
 

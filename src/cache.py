@@ -74,15 +74,18 @@ def write_cache_arrays(path, probs16, entropy, max_logit, gt_train, gt_label, at
         out.write(image)
 
 
-def read_cache(path, fields=None):
+def read_cache(path, fields=None, float16_probs=False):
     """One image's cache as a dict: the requested arrays (default: FIELDS and the OPTIONAL_FIELDS it has; probs
-    as float32) plus every attribute."""
+    as float32, or as stored in float16 with `float16_probs`) plus every attribute.
+
+    The segment search takes the float16 probs: its metrics read them as is, and converting the whole
+    19 x 1024 x 2048 softmax to float32 takes longer than decompressing the file (bench/cache_size.py)."""
     with h5py.File(path, "r") as f:
         if fields is None:
             fields = FIELDS + tuple(key for key in OPTIONAL_FIELDS if key in f)
         out = {key: f[key][...] for key in fields}
         out.update({key: _plain(value) for key, value in f.attrs.items()})
-    if "probs" in out:
+    if "probs" in out and not float16_probs:
         out["probs"] = out["probs"].astype(np.float32)
     return out
 
