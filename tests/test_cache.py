@@ -38,7 +38,8 @@ def test_the_segment_search_reads_the_probs_as_stored(tmp_path):
     rng = np.random.default_rng(3)
     probs = rng.dirichlet(np.ones(19), (9, 14)).transpose(2, 0, 1).astype(np.float32)
     path = tmp_path / "00000.h5"
-    write_cache(path, probs, probs.max(0), np.zeros((9, 14), np.uint8), np.zeros((9, 14), np.uint8), {"checkpoint": "x"})
+    labels = np.zeros((9, 14), np.uint8)
+    write_cache(path, probs, probs.max(0), labels, labels, {"checkpoint": "x"})
     stored = read_cache(path, ("probs", "entropy"), float16_probs=True)
     assert stored["probs"].dtype == np.float16
     np.testing.assert_array_equal(stored["probs"], probs.astype(np.float16))

@@ -48,8 +48,9 @@ cdef enum:  # the two parts of a segment, the last axis of the size and heat sum
 def compute_metrics_components(probs, gt_train, ood_mask, ood_index):
     """Metrics of the predicted OoD segments (8-connected components of ood_mask, void removed).
 
-    probs: (C, H, W) softmax, float16 (read as is) or any other float dtype (used as float32); gt_train:
-    (H, W) train ids, 255 void; ood_mask: (H, W), nonzero = predicted OoD; ood_index: train id (or ids) of ground-truth OoD.
+    probs: (C, H, W) softmax, float16 (read as is) or any other float dtype (used as float32);
+    gt_train: (H, W) train ids, 255 void; ood_mask: (H, W), nonzero = predicted OoD; ood_index: train
+    id (or ids) of ground-truth OoD.
     Returns (metrics, components): metrics maps each of the original's keys (78 for 19 classes: iou,
     iou0 (1 when no pixel of the segment is ground-truth OoD), prc (always 0), mean_x, mean_y, the
     E/D/V statistics, S, S_in, S_bd, S_rel, S_rel_in, cprob<c>, ndist<c>) to a list with one value
@@ -95,8 +96,9 @@ def compute_metrics_components(probs, gt_train, ood_mask, ood_index):
 def compute_metrics_mask(probs, mask, gt_train, gt_label, ood_index):
     """Metrics of the ground-truth OoD components (8-connected components of gt_train == ood_index).
 
-    probs: (C, H, W) softmax, float16 (read as is) or any other float dtype (used as float32); mask: (H, W) predicted OoD mask, nonzero = OoD (void
-    removed here); gt_train: (H, W) train ids, 255 void; gt_label: (H, W) label ids.
+    probs: (C, H, W) softmax, float16 (read as is) or any other float dtype (used as float32);
+    mask: (H, W) predicted OoD mask, nonzero = OoD (void removed here); gt_train: (H, W) train ids,
+    255 void; gt_label: (H, W) label ids.
     Returns (metrics, gt_components): metrics maps the original's keys (iou, iou0 = 1 for a missed
     component, rec, train_class (always 255, as in the original), label_class (label id of the first
     pixel), mean_x, mean_y, S, S_in, S_bd, S_<c> (pixels predicted as class c), cprob<c>) to a list
@@ -161,10 +163,10 @@ def _scan(const stored_float[:, :, ::1] probs, const unsigned char[:, ::1] insid
           bint heatmaps):
     """Per-segment sums over the 8-connected components of `inside`, the statistics both sides need.
 
-    probs: (C, H, W) float32 or the uint16 bits of float16; inside, other: (H, W) uint8 masks (predicted and ground-truth OoD, or
-    the other way round). Returns (components, sums): components (H, W) int32 with +id interior,
-    -id boundary; sums maps size (n, 2) [interior, boundary], intersection (n,) (pixels in other),
-    union_rest (n,) (size of the 8-connected regions of other & ~inside that touch the segment: the
+    probs: (C, H, W) float32, or the uint16 bits of float16; inside, other: (H, W) uint8 masks
+    (predicted and ground-truth OoD, or the other way round). Returns (components, sums): components
+    (H, W) int32 with +id interior, -id boundary; sums maps size (n, 2) [interior, boundary],
+    intersection (n,) (pixels in other), union_rest (n,) (size of the 8-connected regions of other & ~inside that touch the segment: the
     adjusted IoU adds them to the union), x_sum, y_sum, first_pixel (n,) flat index, cprob, pred_count (argmax class of the
     segment pixels), ndist (argmax class of outside neighbours) (n, C), heat, heat_sq (n, 3, 2) sums
     of E, D, V and their squares over [interior, boundary]. Without `heatmaps` (the ground-truth side,
