@@ -4,8 +4,10 @@ Synthetic LostAndFound-like images: a 19-class softmax that is confident on smoo
 close to uniform on blobs covering about 10% of the pixels (the OoD mask is its normalised entropy
 >= 0.7, as in segment search), the top quarter void, ground-truth OoD on part of the blobs.
 Prints the time per image of both metric functions together (the compiled code this targets:
-<= 0.3 s at 1024x2048), of the entropy mask, and of the whole segment_search, then the ratio to the
-NumPy reference, which is too slow for the full size and is timed at the smallest size only.
+<= 0.3 s at 1024x2048) on the float32 probs and on their float16 copy (what the segment search passes
+from the inference cache, read without a float32 copy), of the entropy mask, and of the whole
+segment_search, then the ratio to the NumPy reference, which is too slow for the full size and is timed
+at the smallest size only.
 
 With --original DIR, DIR holds the published MetaSeg module compiled (`metrics*.so` built from
 src/metaseg/metrics.pyx of the original meta-ood code with its metrics_setup.py): both metric functions
@@ -106,7 +108,8 @@ def main():
     sizes = [(512, 1024), (1024, 2048)]
     reference_size = (256, 512)
     print(f"MetaSeg segment metrics, one core, {NCLASSES} classes, threshold {THRESHOLD}; best of 3, seconds per image")
-    print(f"{'size':>10} {'OoD px':>7} {'segments':>8} {'gt comps':>8} {'metrics':>8} {'entropy':>8} {'search':>8}")
+    print(f"{'size':>10} {'OoD px':>7} {'segments':>8} {'gt comps':>8} {'metrics':>8} {'float16':>8} {'entropy':>8} "
+          f"{'search':>8}")
     for h, w in sizes:
         probs, gt_train, gt_label = synthetic_image(h, w)
         mask = entropy_mask(probs, THRESHOLD)
@@ -114,10 +117,13 @@ def main():
         gt_metrics, _ = compute_metrics_mask(probs, mask, gt_train, gt_label, OOD)
         t_metrics = seconds(lambda: (compute_metrics_components(probs, gt_train, mask, OOD),
                                      compute_metrics_mask(probs, mask, gt_train, gt_label, OOD)), 3)
+        probs16 = probs.astype(np.float16)
+        t_float16 = seconds(lambda: (compute_metrics_components(probs16, gt_train, mask, OOD),
+                                     compute_metrics_mask(probs16, mask, gt_train, gt_label, OOD)), 3)
         t_entropy = seconds(lambda: entropy_mask(probs, THRESHOLD), 3)
         t_search = seconds(lambda: segment_search(probs, gt_train, gt_label, THRESHOLD, OOD), 3)
         print(f"{h:>4}x{w:<5} {mask.mean():>7.1%} {len(metrics['S']):>8} {len(gt_metrics['S']):>8} "
-              f"{t_metrics:>8.3f} {t_entropy:>8.3f} {t_search:>8.3f}")
+              f"{t_metrics:>8.3f} {t_float16:>8.3f} {t_entropy:>8.3f} {t_search:>8.3f}")
 
     h, w = reference_size
     probs, gt_train, gt_label = synthetic_image(h, w)
