@@ -181,7 +181,7 @@ def _search_external_one(job):
     score_file, label_file, cache_file, out_file, threshold, ood_index = job
     score = read_score_map(score_file)
     gt_train = None if label_file is None else np.array(load_label(label_file))
-    probs = None if cache_file is None else read_cache(cache_file, ("probs",))["probs"]
+    probs = None if cache_file is None else read_cache(cache_file, ("probs",), float16_probs=True)["probs"]
     result = search_frame(score, gt_train, threshold, ood_index, probs=probs)
     result["score_min"] = np.float32(score.min())  # the value removed segments get (see evaluation.py)
     save_segments(out_file, result)
