@@ -166,10 +166,11 @@ def _scan(const stored_float[:, :, ::1] probs, const unsigned char[:, ::1] insid
     probs: (C, H, W) float32, or the uint16 bits of float16; inside, other: (H, W) uint8 masks
     (predicted and ground-truth OoD, or the other way round). Returns (components, sums): components
     (H, W) int32 with +id interior, -id boundary; sums maps size (n, 2) [interior, boundary],
-    intersection (n,) (pixels in other), union_rest (n,) (size of the 8-connected regions of other & ~inside that touch the segment: the
-    adjusted IoU adds them to the union), x_sum, y_sum, first_pixel (n,) flat index, cprob, pred_count (argmax class of the
-    segment pixels), ndist (argmax class of outside neighbours) (n, C), heat, heat_sq (n, 3, 2) sums
-    of E, D, V and their squares over [interior, boundary]. Without `heatmaps` (the ground-truth side,
+    intersection (n,) (pixels in other), union_rest (n,) (size of the 8-connected regions of
+    other & ~inside that touch the segment: the adjusted IoU adds them to the union), x_sum, y_sum,
+    first_pixel (n,) flat index, cprob, pred_count (argmax class of the segment pixels), ndist
+    (argmax class of outside neighbours) (n, C), heat, heat_sq (n, 3, 2) sums of E, D, V and their
+    squares over [interior, boundary]. Without `heatmaps` (the ground-truth side,
     which uses neither) ndist, heat and heat_sq stay 0 and their logarithms and argmaxes are skipped.
     The argmax of an outside neighbour is computed once per pixel (`neighbour_class`), though up to
     eight boundary pixels ask for it: its 19 strided loads are the scan's most expensive memory access.
