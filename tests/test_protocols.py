@@ -83,6 +83,25 @@ def test_smiyc_quantile_edges_equal_numpys():
         assert np.array_equal(protocol.tp_rel[0], tp_rel) and np.array_equal(protocol.fp_rel[0], fp_rel)
 
 
+def test_smiyc_orders_every_kind_of_float16_and_refuses_nan():
+    # the histogram of float16 bit patterns must sort negatives, -0.0 / +0.0, subnormals and the largest
+    # finite values as np.quantile and np.histogram do, and round as numpy's astype(float16)
+    rng = np.random.default_rng(6)
+    special = np.array([-65504, -3.5, -1e-7, -0.0, 0.0, 3e-8, 1e-7, 6.1e-5, 0.5, 0.50024414, 1.0, 6e4, 65504],
+                       dtype=np.float32)
+    score = np.where(rng.random((40, 50)) < 0.5, rng.choice(special, (40, 50)),
+                     rng.normal(0, 2, (40, 50))).astype(np.float32)
+    label = rng.choice(np.array([0, 1, 255], dtype=np.uint8), (40, 50), p=[0.6, 0.3, 0.1])
+    protocol = build_protocol("smiyc", 1, 1)
+    protocol.update(score, label)
+    thresholds, tp_rel, fp_rel, _, _ = smiyc_frame_reference(score.astype(np.float16), label)
+    assert np.array_equal(protocol.thresholds[0], thresholds)
+    assert np.array_equal(protocol.tp_rel[0], tp_rel) and np.array_equal(protocol.fp_rel[0], fp_rel)
+    score[label == 255] = np.nan  # a NaN on an ignored pixel still means a broken map
+    with pytest.raises(ValueError, match="NaN"):
+        protocol.update(score, label)
+
+
 def test_smiyc_hand_case_and_threshold_semantics():
     # two OoD pixels at 0.75, in-distribution at 0.25: separated, AP 1, FPR95 0
     label = np.array([[0, 0, 1, 1, 255]], dtype=np.uint8)
