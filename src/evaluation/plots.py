@@ -75,6 +75,10 @@ def save_overlay(image, label, entropy, segments, false_positive, removed, thres
     float in [0, 1]; segments: (H, W) int, segment k (1..n) where +-k, 0 elsewhere (segment search);
     false_positive, removed: (n,) bool per segment; threshold: the segment search's entropy threshold.
     """
+    # each panel is about 500 px wide: drawing a 1024 x 2048 frame at full size only cost memory (1.5 GB
+    # more per process, mostly matplotlib's contours) for pixels the saved figure cannot show
+    step = -(-label.shape[1] // 1000)
+    image, label, entropy, segments = (np.asarray(a)[::step, ::step] for a in (image, label, entropy, segments))
     ids = np.abs(segments)
     false_positive, removed = np.asarray(false_positive, bool), np.asarray(removed, bool)
     outcome = np.zeros(len(removed) + 1, dtype=np.int64)  # per segment id: index into OUTCOMES, + 1
