@@ -17,7 +17,7 @@ OODMC runs with --moment_num samples; its time is extrapolated linearly to the 1
 run (an upper bound: the network's prefix before the first dropout runs once per image whatever the
 number of samples). Training's files are its checkpoints: their bytes count once per epoch of the real
 run. The peak memory of -prepare is that of the network's process (its writer processes are smaller).
-On a 2-core CPU the whole rehearsal takes about 25 minutes; --size tiny (the smoke mode, small model only)
+On 2 quiet CPU cores the whole rehearsal takes about 10 minutes (9.3 on the development VM); --size tiny (the smoke mode, small model only)
 about two.
 """
 import argparse
