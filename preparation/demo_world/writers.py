@@ -26,7 +26,7 @@ from src.files import atomic_path, save_json
 SIZES = {
     "tiny": dict(street=(32, 64), anomaly=(32, 64), obstacle=(32, 64), cityscapes=(4, 2), lost_and_found=(3, 2),
                  fishyscapes=2, smiyc=(3, 2), obstacle_track=(3, 2), coco=6, coco_object=(12, 24)),
-    "demo": dict(street=(128, 256), anomaly=(128, 256), obstacle=(128, 256), cityscapes=(120, 20),
+    "demo": dict(street=(256, 512), anomaly=(256, 512), obstacle=(256, 512), cityscapes=(120, 20),
                  lost_and_found=(40, 10), fishyscapes=10, smiyc=(10, 7), obstacle_track=(36, 30), coco=60,
                  coco_object=(24, 96)),
     "full": dict(street=(1024, 2048), anomaly=(720, 1280), obstacle=(1080, 1920), cityscapes=(4, 2),
