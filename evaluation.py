@@ -252,14 +252,15 @@ def count_unlabelled(cfg, dataset):
 
 
 def external_meta_classifier(cfg, maps):
-    """(segment results, removed segments per frame, fill value) of the --scores_from maps; each None when
-    meta_classification.py has not searched them (or not run -removal) at this threshold."""
+    """(segment results, removed segments per frame, (lowest score of all maps, segment threshold)) of the
+    --scores_from maps; each None when meta_classification.py has not searched them (or not run -removal) at
+    this threshold."""
     out_dir = config.external_segments_dir(cfg)
     if not os.path.isfile(os.path.join(out_dir, "segments.json")):
         print(f"No segment rows: the maps' segments are not searched; search them and train the meta classifier "
               f"with {config.external_command(cfg, '-segment -removal')}")
         return None, None, None
-    _, results = load_external_segments(out_dir, maps, config.external_command(cfg, "-segment"))
+    record, results = load_external_segments(out_dir, maps, config.external_command(cfg, "-segment"))
     path = os.path.join(out_dir, "meta_classifier.npz")
     if not os.path.isfile(path):
         print(f"No '+ meta classifier' row: train it with {config.external_command(cfg, '-removal')}")
@@ -269,9 +270,8 @@ def external_meta_classifier(cfg, maps):
     if len(removed) != sum(len(r["metrics"]["iou0"]) for r in results):
         raise UserError(f"{path} does not match the segments beside it, --scores_from; train it again with "
                         f"{config.external_command(cfg, '-removal')}")
-    # removed segments score below every pixel of every map: what the meta classifier declares in-distribution
-    fill = min(float(r["score_min"]) for r in results)
-    return results, [removed[image == i] for i in range(len(results))], fill
+    low = min(float(r["score_min"]) for r in results)
+    return results, [removed[image == i] for i in range(len(results))], (low, float(record["threshold"]))
 
 
 def measure_pairs(pairs, protocols, segsize, instsize):
@@ -300,7 +300,7 @@ def evaluate_external(cfg, dataset):
     """-pixel and -segment of the --scores_from maps, before and after the meta classifier; --export_smiyc
     writes the maps after it."""
     maps = ExternalMaps(cfg.scores.scores_from, dataset)
-    results, removed, fill = external_meta_classifier(cfg, maps)
+    results, removed, low_threshold = external_meta_classifier(cfg, maps)
     removed_pixels = None if removed is None else (lambda i: removed_mask(results[i]["components"], removed[i]))
     if cfg.stages.export_smiyc:
         if removed is None:
@@ -308,7 +308,7 @@ def evaluate_external(cfg, dataset):
                             f"not run; run {config.external_command(cfg, '-segment -removal')}")
         for i in tqdm(range(len(maps)), desc="SMIYC export", unit="frame"):
             write_score_map(score_map_path(cfg.stages.export_smiyc, dataset.frame_name(i)),
-                            filtered_score(maps.score(i), removed_pixels(i), fill))
+                            filtered_score(maps.score(i), removed_pixels(i), *low_threshold))
         print(f"--export_smiyc: {len(maps)} score maps after the meta classifier -> {cfg.stages.export_smiyc}")
     if not (cfg.stages.pixel_eval or cfg.stages.segment_eval):
         return None
@@ -325,7 +325,8 @@ def evaluate_external(cfg, dataset):
     for name, masks in (("external", None), ("+ meta classifier", removed_pixels)):
         if name not in rows or not cfg.stages.pixel_eval:
             continue
-        measured = measure_pairs(lambda: score_label_pairs(maps, masks, fill), protocols, segsize, instsize)
+        measured = measure_pairs(lambda: score_label_pairs(maps, masks, *(low_threshold or ())), protocols, segsize,
+                                 instsize)
         for protocol, result in measured.items():
             set_protocol_entry(rows[name], protocol, {"score": result}, result.pop("component", None))
     out_dir = config.external_results_dir(cfg)

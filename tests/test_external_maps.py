@@ -15,7 +15,7 @@ from src.cache import read_cache
 from src.dataset import build_valset
 from src.errors import UserError
 from src.evaluation.score_maps import read_score_map, score_map_path, write_score_map
-from src.external_maps import ExternalMaps, frame_train_ids, score_quantile
+from src.external_maps import ExternalMaps, filtered_score, frame_train_ids, score_quantile
 from src.metaseg.metrics import compute_metrics_components
 from src.metaseg.score_segments import score_segment_metrics, segment_targets
 from src.metaseg.segment_search import load_segments
@@ -240,18 +240,28 @@ def test_evaluation_rows_equal_a_direct_computation_from_the_maps(external):
     data = np.load(external.segments / "meta_classifier.npz")
     before, after, labels = [], [], []
     lowest = min(read_score_map(score_map_path(external.maps, ds.frame_name(i))).min() for i in range(len(ds)))
+    threshold = json.loads((external.segments / "segments.json").read_text())["threshold"]
+    moved_from, moved_to = [], []
     for i in range(len(ds)):
         score = read_score_map(score_map_path(external.maps, ds.frame_name(i)))
         gt = frame_train_ids(ds, i)
         components = load_segments(external.segments / f"{i:05d}.npz")["components"]
         removed_ids = np.flatnonzero(data["removed"][data["image"] == i]) + 1
-        filtered = np.where(np.isin(np.abs(components), removed_ids), lowest, score)
-        exported = read_score_map(score_map_path(external.export, ds.frame_name(i)))
-        np.testing.assert_array_equal(exported, filtered)
+        removed = np.isin(np.abs(components), removed_ids)
+        filtered = read_score_map(score_map_path(external.export, ds.frame_name(i)))
+        np.testing.assert_array_equal(filtered[~removed], score[~removed])
+        moved_from.append(score[removed])
+        moved_to.append(filtered[removed])
         valid = (gt == ds.train_id_in) | (gt == ds.train_id_out)
         before.append(score[valid])
         after.append(filtered[valid])
         labels.append(gt[valid] == ds.train_id_out)
+    # removed pixels fall below the threshold, above the middle of [lowest, threshold), in their order
+    moved_from, moved_to = np.concatenate(moved_from), np.concatenate(moved_to)
+    assert moved_from.size and moved_from.min() >= threshold and moved_to.max() < threshold
+    assert moved_to.min() >= (lowest + threshold) / 2 - 1e-6
+    order = np.argsort(moved_from, kind="stable")
+    assert np.all(np.diff(moved_to[order]) >= 0)
     labels = np.concatenate(labels)
     for row, scores in (("external", before), ("+ meta classifier", after)):
         got = external.report["rows"][row]["pixel"]["score"]
@@ -312,3 +322,25 @@ def test_missing_and_mis_shaped_frames_are_named_in_one_line(external, tmp_path)
     message = str(shaped.value)
     assert ds.frame_name(1) in message and ds.frame_name(2) in message and "(5, 5)" in message
     assert "\n" not in message
+
+
+def test_filtered_external_score_keeps_the_ranking_below_the_threshold_for_any_score_range():
+    rng = np.random.default_rng(3)
+    for low, threshold, high in ((0.0, 0.5, 1.0), (-7.5, 2.0, 40.0), (100.0, 100.5, 1e6)):
+        score = rng.uniform(low, high, (30, 40)).astype(np.float32)
+        score[0, :3] = [low, threshold, high]
+        removed = (score >= threshold) & (rng.random((30, 40)) < 0.5)
+        removed[0, 1:3] = True
+        out = filtered_score(score, removed, low, threshold)
+        assert out.dtype == np.float32 and np.array_equal(out[~removed], score[~removed])
+        assert out[removed].max() < np.float32(threshold)
+        assert out[removed].min() >= (low + threshold) / 2 - 1e-6 * max(1.0, abs(threshold))
+        order = np.argsort(score[removed], kind="stable")
+        assert np.all(np.diff(out[removed][order]) >= 0)
+        assert filtered_score(score, np.zeros_like(removed), low, threshold).tobytes() == score.tobytes()
+
+
+def test_filtered_external_score_of_a_map_with_minus_infinity_sets_removed_pixels_to_it():
+    score = np.array([[-np.inf, 0.2, 0.9]], dtype=np.float32)
+    out = filtered_score(score, np.array([[False, False, True]]), -np.inf, 0.5)
+    assert out[0, 2] == -np.inf and out[0, 1] == np.float32(0.2)
