@@ -21,8 +21,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = "DeepLabV3+_TinyResNet"
-BASELINE_EPOCHS, OOD_EPOCHS = 30, 6  # as demo.py
+sys.path.insert(0, str(ROOT))
+import demo as demo_script  # noqa: E402
+
+MODEL, BASELINE_EPOCHS, OOD_EPOCHS = demo_script.MODEL, demo_script.BASELINE_EPOCHS, demo_script.OOD_EPOCHS
 MAPS = {"max_softmax": ["-threshold", "0.5"], "noisy_entropy": ["--score_quantile", "0.98"]}
 
 
@@ -31,19 +33,15 @@ def run(*argv):
 
 
 def build_demo_world(demo):
-    """The demo's data, small model and OoD-trained inference cache under `demo`, with the demo's settings."""
+    """The demo's data, small model and OoD-trained inference cache under `demo`: demo.py's steps (seed 0) up
+    to the end of OoD training, then the cache."""
     data, io = str(demo / "datasets"), str(demo / "io")
-    common = ["--data_root", data, "--io_root", io, "-model", MODEL, "--num_workers", "0"]
-    baseline = os.path.join(io, "weights", "cityscapes", f"{MODEL}_epoch_{BASELINE_EPOCHS}.pth")
-    run("preparation/make_demo_world.py", "--data_root", data, "--size", "demo")
-    run("preparation/prepare_cityscapes.py", "--data_root", data)
-    run("preparation/prepare_lost_and_found.py", "--data_root", data)
-    run("preparation/prepare_coco_segmentation.py", "--data_root", data)
-    run("ood_training.py", *common, "-train", "Cityscapes", "--init_ckpt", "none", "-nepochs", str(BASELINE_EPOCHS),
-        "-crop", "128", "--batch_size", "8", "-lr", "2e-3")
-    run("ood_training.py", *common, "--init_ckpt", baseline, "-nepochs", str(OOD_EPOCHS), "-crop", "128",
-        "--batch_size", "8", "-lr", "1e-3", "--ood_subsampling_factor", "0.35")
-    run("meta_classification.py", *common, "--init_ckpt", baseline, "-val", "LostAndFound", "-epoch", str(OOD_EPOCHS),
+    for title, argv in demo_script.demo_steps(data, io, 0):
+        run(*argv)
+        if title == "OoD training: the last epochs at a tenth of the learning rate":
+            break
+    run("meta_classification.py", "--data_root", data, "--io_root", io, "-model", MODEL, "--num_workers", "0",
+        "--init_ckpt", demo_script.baseline_checkpoint(io), "-val", "LostAndFound", "-epoch", str(OOD_EPOCHS),
         "-prepare")
 
 
