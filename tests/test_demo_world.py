@@ -241,6 +241,17 @@ def test_refuses_other_data_and_other_worlds(world, tmp_path):
         assert json.load(f)["seed"] == 0
 
 
+def test_refuses_a_world_of_an_earlier_generator_version(world, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(world[0], old)
+    marker = old / "demo_world.json"
+    record = json.loads(marker.read_text())
+    del record["version"]  # as the markers written before versions were recorded
+    marker.write_text(json.dumps(record))
+    with pytest.raises(UserError, match="earlier version.*rm -rf demo"):
+        make_demo_world(str(old), size="tiny", seed=0)
+
+
 def test_command_line_reports_a_complete_world(world):
     result = subprocess.run([sys.executable, "preparation/make_demo_world.py", "--data_root", world[0],
                              "--size", "tiny", "--seed", "0"], capture_output=True, text=True, check=True,

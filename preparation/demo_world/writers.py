@@ -34,6 +34,9 @@ SIZES = {
                  coco_object=(40, 240)),
 }
 MARKER = "demo_world.json"
+# Raised whenever the same size and seed draw other bytes (2: 256 x 512 demo scenes, dim-to-bright Cityscapes-like
+# exposure), so that a world and the weights trained on it from an earlier version are not mixed with this one.
+WORLD_VERSION = 2
 DATASET_DIRS = ("cityscapes", "COCO", "lost_and_found", "fishyscapes", "dataset_AnomalyTrack",
                 "dataset_ObstacleTrack")
 JPEG_QUALITY = 90
@@ -263,10 +266,14 @@ def coco_image_id(i):
 def claim(data_root, size, seed):
     """Check that data_root is empty of other data or holds this very world; record size and seed."""
     marker = os.path.join(data_root, MARKER)
-    record = dict(generator="preparation/make_demo_world.py", size=size, seed=seed)
+    record = dict(generator="preparation/make_demo_world.py", version=WORLD_VERSION, size=size, seed=seed)
     if os.path.exists(marker):
         with open(marker) as f:
             found = json.load(f)
+        if found.get("version", 1) != WORLD_VERSION:
+            raise UserError(f"{data_root} holds a demo world of an earlier version of the generator (version "
+                            f"{found.get('version', 1)}, now {WORLD_VERSION}); delete it and the outputs made from it "
+                            f"(for make demo: rm -rf demo) or choose another --data_root")
         if (found.get("size"), found.get("seed")) != (size, seed):
             raise UserError(f"{data_root} holds a demo world made with --size {found.get('size')} --seed "
                              f"{found.get('seed')}; delete it or choose another --data_root for --size {size} "
