@@ -143,7 +143,9 @@ def run(title, argv, done_file=None):
         print(f"== {title}: done already ({done_file})")
         return
     print(f"\n== {title}\n$ python {' '.join(argv)}", flush=True)
-    subprocess.run([sys.executable, *argv], check=True, env={"OMP_NUM_THREADS": THREADS, **os.environ})
+    status = subprocess.run([sys.executable, *argv], env={"OMP_NUM_THREADS": THREADS, **os.environ}).returncode
+    if status:  # the step has printed why; a traceback of this script would only bury that line
+        sys.exit(f"demo stopped at the step '{title}' (exit status {status}); see its message above")
 
 
 def demo_figures(io):
