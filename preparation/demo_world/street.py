@@ -45,7 +45,7 @@ STYLES = {
     # bright days, as the real recordings do: with only bright ones the dim LostAndFound-like road was
     # unfamiliar enough that OoD training raised its entropy.
     "cityscapes": dict(horizon=(0.36, 0.48), road=(0.25, 0.55), walk=(0.1, 0.3), verge=0.3, buildings=0.65,
-                       traffic=1.0, always=1, details=0.6, hood=0.6,
+                       traffic=1.0, always=1, details=1.0, hood=0.6,
                        camera=dict(gain=(0.6, 1.15), cast=0.04, tint=(1, 1, 1), noise=(2, 5), vignette=(0.05, 0.3),
                                    blur=0.0)),
     "lost_and_found": dict(horizon=(0.38, 0.5), road=(0.3, 0.6), walk=(0.05, 0.25), verge=0.5, buildings=0.5,
