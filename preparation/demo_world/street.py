@@ -43,7 +43,9 @@ STYLES = {
     # details: amount of markings, manholes, patches and puddles; hood: chance that the ego vehicle's
     # bonnet shows at the bottom; camera: its look (see `camera`). The Cityscapes-like exposure spans dim to
     # bright days, as the real recordings do: with only bright ones the dim LostAndFound-like road was
-    # unfamiliar enough that OoD training raised its entropy.
+    # unfamiliar enough that OoD training raised its entropy. Its roads have as many details as the
+    # LostAndFound-like ones: with fewer, patches, puddles and crossings there made false-positive segments as
+    # large as obstacles, and the meta classifier removed obstacles with them.
     "cityscapes": dict(horizon=(0.36, 0.48), road=(0.25, 0.55), walk=(0.1, 0.3), verge=0.3, buildings=0.65,
                        traffic=1.0, always=1, details=1.0, hood=0.6,
                        camera=dict(gain=(0.6, 1.15), cast=0.04, tint=(1, 1, 1), noise=(2, 5), vignette=(0.05, 0.3),

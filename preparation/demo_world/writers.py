@@ -35,7 +35,8 @@ SIZES = {
 }
 MARKER = "demo_world.json"
 # Raised whenever the same size and seed draw other bytes (2: 256 x 512 demo scenes, dim-to-bright Cityscapes-like
-# exposure; 3: Cityscapes-like roads with as many patches, puddles and crossings as LostAndFound-like ones), so that a world and the weights trained on it from an earlier version are not mixed with this one.
+# exposure; 3: Cityscapes-like roads with as many patches, puddles and crossings as LostAndFound-like ones), so
+# that a world and the weights trained on it from an earlier version are not mixed with this one.
 WORLD_VERSION = 3
 DATASET_DIRS = ("cityscapes", "COCO", "lost_and_found", "fishyscapes", "dataset_AnomalyTrack",
                 "dataset_ObstacleTrack")
