@@ -36,9 +36,10 @@ def build_demo_world(demo):
     """The demo's data, small model and OoD-trained inference cache under `demo`: demo.py's steps (seed 0) up
     to the end of OoD training, then the cache."""
     data, io = str(demo / "datasets"), str(demo / "io")
+    trained = demo_script.ood_checkpoint(io, OOD_EPOCHS)
     for title, argv in demo_script.demo_steps(data, io, 0):
         run(*argv)
-        if title == "OoD training: the last epochs at a tenth of the learning rate":
+        if demo_script.done_when(io).get(title) == trained:
             break
     run("meta_classification.py", "--data_root", data, "--io_root", io, "-model", MODEL, "--num_workers", "0",
         "--init_ckpt", demo_script.baseline_checkpoint(io), "-val", "LostAndFound", "-epoch", str(OOD_EPOCHS),
