@@ -29,7 +29,7 @@ def setting(default, help, flags=(), choices=None, low=None, high=None):
 
 @dataclass(frozen=True)
 class Paths:
-    data_root: str = setting("./datasets", "root of every dataset (Cityscapes, COCO, ...); see the README for the layout")
+    data_root: str = setting("./datasets", "root of every dataset (Cityscapes, COCO, ...); see docs/data.md for the layout")
     io_root: str = setting("./io", "root of every output: weights, caches, segment metrics, results")
 
     @property
@@ -249,7 +249,7 @@ def parse_config(groups, args):
 def settings_markdown():
     """Markdown table of every setting: group, flag(s), default and help, in the order of the dataclasses.
 
-    The README's settings table is this output (a test compares them), so it cannot drift from the code.
+    The settings table of docs/settings.md is this output (a test compares them), so it cannot drift from the code.
     """
     def text(help):
         # argparse needs % doubled in help; markdown would hide <...> as a tag and split the cell at |

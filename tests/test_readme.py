@@ -1,5 +1,6 @@
-"""README.md against the code: the settings table is config.py's, every command in its code blocks runs a
-script that exists with flags that script's parser accepts, and it starts with `make demo` and `make test`."""
+"""README.md and docs/ against the code: the settings table is config.py's, every command in their code blocks
+runs a script that exists with flags that script's parser accepts, every link to a page of the repository leads
+to a file, and the README starts with `make demo` and `make test`."""
 import argparse
 import dataclasses
 import importlib
@@ -14,6 +15,7 @@ import config
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+PAGES = {path.relative_to(ROOT).as_posix(): path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
 ENTRY_SCRIPTS = ("ood_training.py", "meta_classification.py", "evaluation.py")
 PLACEHOLDER = re.compile(r"<[^<>\s]+>")
 PYTHONS = ("python", "python3", "python3.11", ".venv/bin/python")
@@ -103,13 +105,14 @@ def check_command(script, args):
 
 
 README_COMMANDS = commands(README)
+DOC_COMMANDS = [(f"{page}: {line}", script, args) for page, text in PAGES.items() for line, script, args in commands(text)]
 
 
 def test_settings_table_is_the_one_config_makes():
-    match = re.search(r"<!-- settings:begin -->\n(.*?)<!-- settings:end -->", README, flags=re.DOTALL)
-    assert match, "README.md lacks the <!-- settings:begin --> / <!-- settings:end --> markers"
+    match = re.search(r"<!-- settings:begin -->\n(.*?)<!-- settings:end -->", PAGES["docs/settings.md"], flags=re.DOTALL)
+    assert match, "docs/settings.md lacks the <!-- settings:begin --> / <!-- settings:end --> markers"
     assert match.group(1) == config.settings_markdown(), \
-        "the README's settings table differs from config.settings_markdown(): paste the output of `python config.py`"
+        "the settings table of docs/settings.md differs from config.settings_markdown(): paste `python config.py`"
 
 
 def test_settings_table_has_a_row_per_setting_with_its_flags():
@@ -143,12 +146,27 @@ def test_readme_commands_every_stage_and_torchrun():
     assert {"ood_training.py", "meta_classification.py"} <= torchrun
 
 
-@pytest.mark.parametrize("line, script, args", README_COMMANDS, ids=[line for line, _, _ in README_COMMANDS])
-def test_readme_command_parses(line, script, args):
+@pytest.mark.parametrize("line, script, args", DOC_COMMANDS, ids=[line for line, _, _ in DOC_COMMANDS])
+def test_documented_command_parses(line, script, args):
     try:
         check_command(script, args)
     except ArgumentRejected as error:
-        pytest.fail(f"README command `{line}`: {error}")
+        pytest.fail(f"documented command `{line}`: {error}")
+
+
+def test_readme_is_short_and_links_every_docs_page():
+    assert len(README.splitlines()) <= 300
+    for page in PAGES:
+        if page.startswith("docs/"):
+            assert f"]({page})" in README, f"README.md does not link {page}"
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_links_to_repository_files_lead_to_files(page):
+    base = (ROOT / page).parent
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", PAGES[page]):
+        if "://" not in target:
+            assert (base / target).exists(), f"{page} links {target}, which does not exist"
 
 
 def test_command_extraction_joins_continuations_and_skips_what_is_no_script():
