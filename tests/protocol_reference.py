@@ -5,7 +5,7 @@ instance_segmentation.py): np.histogram, np.quantile, materialised pixel lists, 
 Each takes an iterable of (score (H, W) float, label (H, W) uint8 0 / 1 / 255) frames and reads it once; the
 SegmentMeIfYouCan ones follow its newest commit (1c7804e) with the numpy 1.23 it pins, on the maps as stored
 (their dtype and values), and where numpy 2 computes otherwise (np.quantile, scalar casting, np.argsort's order
-of equal values) they spell numpy 1.23's way out.
+of equal values) they spell numpy 1.23's way out (np.quantile computes as in numpy 1.23).
 Used by tests/test_protocols.py and, as the references' speed, by bench/protocols.py."""
 import numpy as np
 from scipy import ndimage
@@ -35,23 +35,6 @@ def meta_ood_reference(frames):
     return auc(fpr, tpr), average_precision_score(y, s), fpr[(np.abs(tpr - 0.95)).argmin()], counts_in, counts_out
 
 
-def numpy123_quantile(values, q):
-    """np.quantile(values, q) (method 'linear') as numpy 1.23 computes it: the neighbours of the sorted sample,
-    their difference in the sample's dtype, weighted in float64 (from the lower neighbour below 0.5, else from
-    the upper one)."""
-    s = np.sort(values)
-    out = []
-    for virtual in (len(s) - 1) * np.asarray(q, dtype=np.float64):
-        if virtual >= len(s) - 1:
-            out.append(float(s[-1]))
-            continue
-        low = int(np.floor(virtual))
-        gamma = virtual - low
-        diff = float(s[low + 1] - s[low])
-        out.append(float(s[low]) + diff * gamma if gamma < 0.5 else float(s[low + 1]) - diff * (1 - gamma))
-    return np.array(out)
-
-
 def smiyc_frame_reference(anomaly_p, label_pixel_gt, num_bins=768):
     """The benchmark's binary_confusion_matrix with percentile bins on one frame: (thresholds descending,
     tp_rel, fp_rel, num_pos, num_neg)."""
@@ -63,9 +46,9 @@ def smiyc_frame_reference(anomaly_p, label_pixel_gt, num_bins=768):
     eps = max(vrange * 1e-2, 1e-2)
     bins = [[float(vmin) - eps, float(vmax) + eps]]
     if prob_true.size:
-        bins.append(numpy123_quantile(prob_true, np.linspace(0, 1, min(num_bins // 2, prob_true.size))))
+        bins.append(np.quantile(prob_true, np.linspace(0, 1, min(num_bins // 2, prob_true.size))))
     if prob_false.size:
-        bins.append(numpy123_quantile(prob_false, np.linspace(0, 1, min(num_bins // 2, prob_false.size))))
+        bins.append(np.quantile(prob_false, np.linspace(0, 1, min(num_bins // 2, prob_false.size))))
     bins = np.unique(np.concatenate(bins))
     tp_rel = np.histogram(prob_true.astype(np.float64), bins=bins)[0][::-1]
     fp_rel, edges = np.histogram(prob_false.astype(np.float64), bins=bins)
@@ -138,7 +121,13 @@ def benchmark_segment_metrics(gt, pred):
         inter = np.sum((gt == i) & np.isin(pred, hit))
         adjustment = np.sum(~np.isin(gt, [0, i]) & np.isin(pred, hit))
         siou.append(inter / (np.sum(np.isin(pred, hit)) + np.sum(gt == i) - inter - adjustment))
-    precision = [np.sum((pred == j) & (gt > 0)) / np.sum(pred == j) for j in np.unique(pred[pred > 0])]
+    precision, siou_pred = [], []
+    for j in np.unique(pred[pred > 0]):  # the benchmark also computes each prediction's sIoU (not reported)
+        hit = np.unique(gt[(pred == j) & (gt > 0)])
+        inter = np.sum((pred == j) & np.isin(gt, hit))
+        adjustment = np.sum(~np.isin(pred, [0, j]) & np.isin(gt, hit))
+        siou_pred.append(inter / (np.sum(np.isin(gt, hit)) + np.sum(pred == j) - inter - adjustment))
+        precision.append(inter / np.sum(pred == j))
     return np.array(siou), np.array(precision)
 
 
