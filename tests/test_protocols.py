@@ -110,14 +110,18 @@ def test_smiyc_frame_bins_equal_the_benchmarks(dtype):
         assert np.array_equal(protocol.tp_rel[0], tp_rel) and np.array_equal(protocol.fp_rel[0], fp_rel)
 
 
-def test_smiyc_orders_every_kind_of_float16_and_refuses_nan_and_infinity():
-    # the histogram of float16 bit patterns must sort negatives, -0.0 / +0.0, subnormals and the largest
-    # finite values as np.quantile and np.histogram do (vmax - vmin overflows float16 here)
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_smiyc_orders_every_kind_of_float_and_refuses_nan_and_infinity(dtype):
+    # the histograms of float16 bit patterns and of float32 key buckets must sort negatives, -0.0 / +0.0,
+    # subnormals and the largest finite values as np.quantile and np.histogram do (vmax - vmin overflows
+    # float16 here)
     rng = np.random.default_rng(6)
-    special = np.array([-65504, -3.5, -1e-7, -0.0, 0.0, 3e-8, 1e-7, 6.1e-5, 0.5, 0.50024414, 1.0, 6e4, 65504],
-                       dtype=np.float32)
+    special = np.array([-65504, -3.5, -1e-7, -0.0, 0.0, 3e-8, 1e-7, 6.1e-5, 0.5, 0.50024414, 1.0, 6e4, 65504,
+                        1e-40, -1e-40, 0.50000006, 3e38], dtype=np.float32)
+    if dtype == np.float16:
+        special = special[np.abs(special) < 65520]
     score = np.where(rng.random((40, 50)) < 0.5, rng.choice(special, (40, 50)),
-                     rng.normal(0, 2, (40, 50))).astype(np.float16)
+                     rng.normal(0, 2, (40, 50))).astype(dtype)
     label = rng.choice(np.array([0, 1, 255], dtype=np.uint8), (40, 50), p=[0.6, 0.3, 0.1])
     protocol = build_protocol("smiyc", 1, 1)
     protocol.update(score, label)
