@@ -1,14 +1,16 @@
 # `make demo` and `make test` do all set-up themselves: a virtual environment in .venv/ with the exact
-# pins of requirements.txt, then the compiled MetaSeg metrics. A second run skips what is done.
+# pins of requirements.txt, then the compiled MetaSeg metrics and
+# numpy 1.23 argsort (for --protocol smiyc). A second run skips what is done.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 EXT := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 METRICS := src/metaseg/metrics$(EXT)
+ARGSORT := src/evaluation/legacy_argsort$(EXT)
 
 .PHONY: setup test demo bench clean gpu-check rehearsal
 
-setup: $(METRICS)
+setup: $(METRICS) $(ARGSORT)
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +19,9 @@ $(VENV)/.installed: requirements.txt
 
 $(METRICS): src/metaseg/metrics.pyx $(VENV)/.installed
 	$(VENV)/bin/cythonize --inplace -3 --force src/metaseg/metrics.pyx
+
+$(ARGSORT): src/evaluation/legacy_argsort.pyx $(VENV)/.installed
+	$(VENV)/bin/cythonize --inplace -3 --force src/evaluation/legacy_argsort.pyx
 
 test: setup
 	$(PY) -m pytest -q tests
@@ -39,4 +44,4 @@ rehearsal: setup
 	$(PY) bench/rehearsal.py
 
 clean:
-	rm -rf build $(METRICS) src/metaseg/metrics.c
+	rm -rf build $(METRICS) src/metaseg/metrics.c $(ARGSORT) src/evaluation/legacy_argsort.c

@@ -243,12 +243,24 @@ def evaluate_oodmc(cfg, ctx, dataset, epoch):
 
 
 def count_unlabelled(cfg, dataset):
-    """How many frames have no labels; UserError when none has, since then there is nothing to measure."""
+    """The frames the metrics score and leave out, for the report: {num_scored, num_unlabelled (frames of the
+    set not scored), left_out: {frame: why}}; prints them. UserError when no frame is scored, since then there is
+    nothing to measure."""
     unlabelled = sum(not dataset.has_label(i) for i in range(len(dataset)))
     if unlabelled == len(dataset):
         raise UserError(f"none of the {len(dataset)} frames of {config.valset_name(cfg)} has labels, so there is "
                         "nothing to measure; --export_smiyc writes the submission files without them")
-    return unlabelled
+    scored = len(dataset) - unlabelled
+    line = f"{config.valset_name(cfg)}: the metrics score {scored} frames"
+    by_reason = {}
+    for name, reason in sorted(dataset.left_out.items()):
+        by_reason.setdefault(reason, []).append(name)
+    if by_reason:
+        line += "; left out: " + "; ".join(
+            f"{len(names)} ({reason}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''})"
+            for reason, names in by_reason.items())
+    print(line)
+    return {"num_scored": scored, "num_unlabelled": unlabelled, "left_out": dict(sorted(dataset.left_out.items()))}
 
 
 def external_meta_classifier(cfg, maps):
@@ -274,11 +286,11 @@ def external_meta_classifier(cfg, maps):
     return results, [removed[image == i] for i in range(len(results))], (low, float(record["threshold"]))
 
 
-def measure_pairs(pairs, protocols, segsize, instsize):
+def measure_pairs(pairs, protocols, segsize, instsize, stored_dtype=None):
     """{protocol: protocol.compute()} of the (score, label) pairs that each call `pairs()` yields, every protocol
     fed in the same two passes (the component threshold comes from the first). meta-ood bins [0, 1]: maps
-    outside it leave it out, with a line saying so."""
-    accumulators = {name: build_protocol(name, segsize, instsize) for name in protocols}
+    outside it leave it out, with a line saying so. stored_dtype: as build_protocol's."""
+    accumulators = {name: build_protocol(name, segsize, instsize, stored_dtype) for name in protocols}
     for score, label in pairs():
         for name, accumulator in list(accumulators.items()):
             try:
@@ -312,7 +324,7 @@ def evaluate_external(cfg, dataset):
         print(f"--export_smiyc: {len(maps)} score maps after the meta classifier -> {cfg.stages.export_smiyc}")
     if not (cfg.stages.pixel_eval or cfg.stages.segment_eval):
         return None
-    unlabelled = count_unlabelled(cfg, dataset)
+    frames_scored = count_unlabelled(cfg, dataset)
     rows = {"external": {"scores_from": os.path.abspath(cfg.scores.scores_from)}}
     if results is not None:
         fp, fn = count_segment_errors(results)
@@ -325,12 +337,13 @@ def evaluate_external(cfg, dataset):
     for name, masks in (("external", None), ("+ meta classifier", removed_pixels)):
         if name not in rows or not cfg.stages.pixel_eval:
             continue
+        # smiyc reads the filtered maps as --export_smiyc stores them, in float16
         measured = measure_pairs(lambda: score_label_pairs(maps, masks, *(low_threshold or ())), protocols, segsize,
-                                 instsize)
+                                 instsize, None if masks is None else np.float16)
         for protocol, result in measured.items():
             set_protocol_entry(rows[name], protocol, {"score": result}, result.pop("component", None))
     out_dir = config.external_results_dir(cfg)
-    report = {"valset": config.valset_name(cfg), "num_images": len(dataset), "num_unlabelled": unlabelled,
+    report = {"valset": config.valset_name(cfg), "num_images": len(dataset), **frames_scored,
               "scores_from": os.path.abspath(cfg.scores.scores_from), "protocol": cfg.stages.protocol,
               "protocols": protocols, "rows": rows, "config": cfg.to_dict()}
     if results is not None:
@@ -378,7 +391,7 @@ def main(cfg):
         export_smiyc(cfg, dataset, epoch, cfg.stages.export_smiyc)
     if not (cfg.stages.pixel_eval or cfg.stages.segment_eval):
         return None
-    unlabelled = count_unlabelled(cfg, dataset)
+    frames_scored = count_unlabelled(cfg, dataset)
 
     rows = {}
     if epoch != 0:
@@ -391,10 +404,8 @@ def main(cfg):
 
     out_dir = config.threshold_results_dir(cfg, epoch)
     rows = merge_rows(earlier_rows(os.path.join(out_dir, "results.json")), rows)
-    if unlabelled:
-        print(f"{unlabelled} of {len(dataset)} frames have no labels and are left out of the metrics")
     protocols = selected_protocols(cfg)
-    report = {"valset": config.valset_name(cfg), "num_images": len(dataset), "num_unlabelled": unlabelled,
+    report = {"valset": config.valset_name(cfg), "num_images": len(dataset), **frames_scored,
               "protocol": cfg.stages.protocol, "protocols": protocols, "rows": rows, "config": cfg.to_dict()}
     table = results_table(rows, protocols)
     save_report(out_dir, "results", report, f"{config.valset_name(cfg)}: {config.run_name(cfg, epoch)} "

@@ -25,9 +25,8 @@ from src.checks import check_labels, check_output_dir
 from src.dataset import build_valset
 from src.errors import UserError, ignore_interrupt, run_script
 from src.files import atomic_path, load_json, load_npz, save_json
-from src.dataset.listing import load_label
 from src.evaluation.score_maps import read_score_map
-from src.external_maps import ExternalMaps, load_external_segments, score_quantile, search_frame
+from src.external_maps import ExternalMaps, frame_train_ids, load_external_segments, score_quantile, search_frame
 from src.identity import label_identities, search_identity
 from src.meta_classifier import classifier_scores, cross_validated_fp_probability, segments_to_dataset
 from src.metaseg.segment_search import (load_all_segments, save_segments, searched_checkpoint, segment_search,
@@ -178,9 +177,9 @@ def remove_false_positives(cfg, results, out_dir, record=None):
 
 
 def _search_external_one(job):
-    score_file, label_file, cache_file, out_file, threshold, ood_index = job
+    score_file, dataset, i, cache_file, out_file, threshold, ood_index = job
     score = read_score_map(score_file)
-    gt_train = None if label_file is None else np.array(load_label(label_file))
+    gt_train = frame_train_ids(dataset, i)  # the dataset's own label rule (testNoKnown remaps the label ids)
     probs = None if cache_file is None else read_cache(cache_file, ("probs",), float16_probs=True)["probs"]
     result = search_frame(score, gt_train, threshold, ood_index, probs=probs)
     result["score_min"] = np.float32(score.min())  # the value removed segments get (see evaluation.py)
@@ -212,8 +211,8 @@ def search_external_segments(cfg, dataset, maps, epoch):
         shutil.rmtree(out_dir)
     quantile = cfg.scores.score_quantile
     threshold = score_quantile(maps, quantile) if quantile > 0 else cfg.evalset.entropy_threshold
-    jobs = [(maps.paths[i], dataset.targets[i] if dataset.has_label(i) else None,
-             cache_files[i] if cache_files else None, segments_path(out_dir, i), threshold, dataset.train_id_out)
+    jobs = [(maps.paths[i], dataset, i, cache_files[i] if cache_files else None, segments_path(out_dir, i), threshold,
+             dataset.train_id_out)
             for i in range(len(dataset)) if not os.path.isfile(segments_path(out_dir, i))]
     print(f"-segment: score >= {threshold:.6g}" + (f" (the {quantile} quantile)" if quantile > 0 else "") +
           f", metric families {' + '.join(families)}; {len(dataset) - len(jobs)} of {len(dataset)} frames already "

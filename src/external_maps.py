@@ -30,9 +30,9 @@ def frame_train_ids(dataset, i):
 
 
 def frame_shape(dataset, i):
-    """(H, W) of frame i, from its label file or, without one, its image header."""
-    path = dataset.targets[i] if dataset.has_label(i) else dataset.images[i]
-    with Image.open(path) as image:
+    """(H, W) of frame i, from its image header (its labels have the same size; a split that remaps them, such as
+    LostAndFound testNoKnown, has no train-id file to read)."""
+    with Image.open(dataset.images[i]) as image:
         return image.height, image.width
 
 
@@ -52,6 +52,10 @@ class ExternalMaps:
     def score(self, i):
         """(H, W) float32 score map of frame i."""
         return read_score_map(self.paths[i])
+
+    def stored_score(self, i):
+        """(H, W) score map of frame i as its file stores it (float16, float32 or float64)."""
+        return read_score_map(self.paths[i], as_stored=True)
 
     def void(self, i, gt_train=None):
         """(H, W) bool void pixels of frame i (all of a frame without labels)."""
@@ -159,17 +163,18 @@ def filtered_score(score, removed_pixels, low, threshold):
 
 
 def score_label_pairs(maps, removed_pixels=None, low=None, threshold=None):
-    """Per labelled frame, (score (H, W) float32, label (H, W) uint8: 0 in-distribution, 1 OoD, 255 ignored).
+    """Per labelled frame, (score (H, W), label (H, W) uint8: 0 in-distribution, 1 OoD, 255 ignored): the map as
+    its file stores it (dtype and values, as the benchmark reads it).
 
     removed_pixels: None, or a function frame index -> (H, W) bool pixels the meta classifier removed, which
-    are then moved below `threshold` (`filtered_score`). Every metric of --scores_from is computed from these
-    pairs."""
+    are then moved below `threshold` (`filtered_score`, float32). Every metric of --scores_from is computed from
+    these pairs."""
     dataset = maps.dataset
     for i in range(len(maps)):
         gt_train = frame_train_ids(dataset, i)
         if gt_train is None:
             continue
-        score = maps.score(i)
+        score = maps.stored_score(i)
         if removed_pixels is not None:
             score = filtered_score(score, removed_pixels(i), low, threshold)
         yield score, binary_labels(gt_train, dataset.train_id_in, dataset.train_id_out)

@@ -76,3 +76,23 @@ def test_laf_split_names_the_outputs():
     cfg = config.parse_config(evaluation.GROUPS, args)
     assert config.valset_name(cfg) == "LostAndFound_testNoKnown" and config.valset_split(cfg) == "testNoKnown"
     assert "--laf_split testNoKnown" in config.stage_command(cfg, 4, "-prepare")
+
+
+def test_no_known_score_maps_are_searched_and_evaluated_with_its_own_labels(laf_root, tmp_path):
+    # a perfect detector's maps (1 on every object, 0 on the road) on the tree without *_labelTrainIds.png: the
+    # segment search and the metrics read the labels through testNoKnown's rule (objects are OoD id 1, road 0)
+    from src.evaluation.score_maps import score_map_path, write_score_map
+    from tests.test_meta_classification import run_stage2, run_stage3
+    dataset = build_valset("LostAndFound", str(laf_root), "testNoKnown")
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    perfect = (np.array([[255, 0, 1], [1, 1, 0]]) == 1).astype(np.float16)
+    for i in range(len(dataset)):
+        write_score_map(score_map_path(str(maps), dataset.frame_name(i)), perfect)
+    flags = ["-val", "LostAndFound", "--laf_split", "testNoKnown", "--scores_from", str(maps), "-threshold", "0.5"]
+    run_stage2(laf_root.parent, tmp_path / "io", *flags, "-segment")
+    report, _ = run_stage3(laf_root.parent, tmp_path / "io", *flags, "-pixel", "-segment", "--protocol", "all")
+    row = report["rows"]["external"]
+    assert row["segments"] == {"fp": 0, "fn": 0}
+    assert row["pixel"]["score"]["ap"] == 1.0 and row["protocols"]["smiyc"]["pixel"]["score"]["ap"] == 1.0
+    assert report["num_scored"] == 1043

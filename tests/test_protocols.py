@@ -5,6 +5,7 @@ import pytest
 from sklearn.metrics import auc, average_precision_score, roc_curve
 
 from src.evaluation.component_metrics import ComponentMetrics, SIOU_THRESHOLDS
+from src.evaluation.legacy_argsort import argsort_numpy123
 from src.evaluation.protocols import PROTOCOLS, build_protocol, evaluate_frames
 from tests.protocol_reference import (meta_ood_reference, smiyc_component_reference, smiyc_frame_reference,
                                       smiyc_pixel_reference)
@@ -51,68 +52,132 @@ def test_meta_ood_hand_case_and_range():
         protocol.update(np.array([[0.5, 0.5, 1.5, 0.0]], dtype=np.float32), label)
 
 
-# ---- smiyc: the benchmark's definitions -----------------------------------------------------------------
+# ---- smiyc: the benchmark at its newest commit, on the maps as stored ---------------------------------
 
-@pytest.mark.parametrize("seed,float16,scale", [(0, False, 1), (1, True, 1), (2, True, 1), (3, False, -20)])
-def test_smiyc_agrees_with_the_benchmark(seed, float16, scale):
-    # scale -20: negative scores around -10 on in-distribution pixels (like -max logit), all beyond [0, 1]
-    frames = [(scale * (1 - score) if scale < 0 else score, label)
-              for score, label in random_frames(seed, float16=float16)]
+def smiyc_frames(seed, dtype, kind):
+    """random_frames as maps of `dtype`: kind "unit" (scores in [0, 1]), "saturated" (many exact 1.0 and 0.0,
+    as max softmax gives), "logit" (negative, around -10) or "energy" (far above 1)."""
+    frames = []
+    for score, label in random_frames(seed):
+        if kind == "saturated":
+            score = np.clip(1.4 * score - 0.2, 0, 1)
+        elif kind == "logit":
+            score = -20 * (1 - score)
+        elif kind == "energy":
+            score = 300 + 50 * score
+        frames.append((score.astype(dtype), label))
+    return frames
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["unit", "saturated", "logit", "energy"])
+def test_smiyc_agrees_with_the_benchmark(dtype, kind):
+    frames = smiyc_frames(len(kind), dtype, kind)
     result = evaluate_frames(build_protocol("smiyc", 5, 3), lambda: frames)
     ref = smiyc_pixel_reference(frames)
-    for key in ("auroc", "ap", "fpr95"):
-        assert result[key] == pytest.approx(ref[key], abs=1e-6), key
+    for key in ("auroc", "ap", "fpr95", "best_f1"):
+        assert result[key] == pytest.approx(ref[key], abs=1e-12), key
     assert result["f1_threshold"] == ref["f1_threshold"]
     components = smiyc_component_reference(frames, ref["f1_threshold"], 5, 3)
     for key in ("siou_gt", "ppv", "mean_f1"):
-        assert result["component"][key] == pytest.approx(components[key], abs=1e-6, nan_ok=True), key
-    assert result["component"]["num_pred"] > 0
+        assert result["component"][key] == pytest.approx(components[key], abs=1e-12, nan_ok=True), key
+    assert result["component"]["num_pred"] > 0 and result["benchmark_commit"] == "1c7804e"
 
 
-def test_smiyc_quantile_edges_equal_numpys():
+def test_smiyc_rounds_to_float16_only_when_asked():
+    # a float32 map is read as stored; stored_dtype=float16 gives the numbers of its float16 submission file
+    frames = smiyc_frames(1, np.float32, "unit")
+    as_stored = evaluate_frames(build_protocol("smiyc", 5, 3), lambda: frames)
+    rounded = evaluate_frames(build_protocol("smiyc", 5, 3, stored_dtype=np.float16), lambda: frames)
+    reference = evaluate_frames(build_protocol("smiyc", 5, 3),
+                                lambda: [(s.astype(np.float16), l) for s, l in frames])
+    assert rounded["ap"] == reference["ap"] and rounded["component"]["siou_gt"] == reference["component"]["siou_gt"]
+    assert as_stored["ap"] != rounded["ap"]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_smiyc_frame_bins_equal_the_benchmarks(dtype):
     # many ties and few pixels: the edges must be np.quantile's to the last bit, or pixels change bins
     rng = np.random.default_rng(3)
     for size in (1, 2, 5, 383, 384, 385, 5000):
-        score = rng.choice(np.array([0.0, 0.1, 0.5, 0.5001, 0.9, 1.0], dtype=np.float16), size)
-        score[: size // 3] = rng.random(size // 3).astype(np.float16)
+        score = rng.choice(np.array([0.0, 0.1, 0.5, 0.5001, 0.9, 1.0], dtype=dtype), size)
+        score[: size // 3] = rng.random(size // 3).astype(dtype)
         label = (rng.random(size) < 0.5).astype(np.uint8)
         protocol = build_protocol("smiyc", 1, 1)
-        protocol.update(score.astype(np.float32)[None], label[None])
+        protocol.update(score[None], label[None])
         thresholds, tp_rel, fp_rel, _, _ = smiyc_frame_reference(score, label)
         assert np.array_equal(protocol.thresholds[0], thresholds)
         assert np.array_equal(protocol.tp_rel[0], tp_rel) and np.array_equal(protocol.fp_rel[0], fp_rel)
 
 
-def test_smiyc_orders_every_kind_of_float16_and_refuses_nan():
-    # the histogram of float16 bit patterns must sort negatives, -0.0 / +0.0, subnormals and the largest
-    # finite values as np.quantile and np.histogram do, and round as numpy's astype(float16)
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_smiyc_orders_every_kind_of_float_and_refuses_nan_and_infinity(dtype):
+    # the histograms of float16 bit patterns and of float32 key buckets must sort negatives, -0.0 / +0.0,
+    # subnormals and the largest finite values as np.quantile and np.histogram do (vmax - vmin overflows
+    # float16 here)
     rng = np.random.default_rng(6)
-    special = np.array([-65504, -3.5, -1e-7, -0.0, 0.0, 3e-8, 1e-7, 6.1e-5, 0.5, 0.50024414, 1.0, 6e4, 65504],
-                       dtype=np.float32)
+    special = np.array([-65504, -3.5, -1e-7, -0.0, 0.0, 3e-8, 1e-7, 6.1e-5, 0.5, 0.50024414, 1.0, 6e4, 65504,
+                        1e-40, -1e-40, 0.50000006, 3e38], dtype=np.float32)
+    if dtype == np.float16:
+        special = special[np.abs(special) < 65520]
     score = np.where(rng.random((40, 50)) < 0.5, rng.choice(special, (40, 50)),
-                     rng.normal(0, 2, (40, 50))).astype(np.float32)
+                     rng.normal(0, 2, (40, 50))).astype(dtype)
     label = rng.choice(np.array([0, 1, 255], dtype=np.uint8), (40, 50), p=[0.6, 0.3, 0.1])
     protocol = build_protocol("smiyc", 1, 1)
     protocol.update(score, label)
-    thresholds, tp_rel, fp_rel, _, _ = smiyc_frame_reference(score.astype(np.float16), label)
+    thresholds, tp_rel, fp_rel, _, _ = smiyc_frame_reference(score, label)
     assert np.array_equal(protocol.thresholds[0], thresholds)
     assert np.array_equal(protocol.tp_rel[0], tp_rel) and np.array_equal(protocol.fp_rel[0], fp_rel)
-    score[label == 255] = np.nan  # a NaN on an ignored pixel still means a broken map
-    with pytest.raises(ValueError, match="NaN"):
-        protocol.update(score, label)
+    for bad in (np.nan, np.inf):
+        for dtype in (np.float16, np.float32):
+            broken = score.astype(dtype)
+            broken[label == 255] = bad  # on an ignored pixel it still means a broken map
+            with pytest.raises(ValueError, match="NaN or infinity"):
+                protocol.update(broken, label)
 
 
-def test_smiyc_hand_case_and_threshold_semantics():
-    # two OoD pixels at 0.75, in-distribution at 0.25: separated, AP 1, FPR95 0
+def test_smiyc_hand_case_threshold_from_the_reduced_curve():
+    # two OoD pixels at 0.75, in-distribution at 0.25. Edges: 0.24 and 0.76 (vmin, vmax -/+ 0.01), 0.25, 0.75;
+    # the curve (0, 0) [prepended, threshold 1.75], 0.75 (F1 1) twice, 0.25, 0.24. The best F1 is at the
+    # edge 0.75 itself, and the components predict score > 0.75: nothing, so sIoU 0 and mean F1 0.
     label = np.array([[0, 0, 1, 1, 255]], dtype=np.uint8)
     score = np.array([[0.25, 0.25, 0.75, 0.75, 0.9]], dtype=np.float32)
     result = evaluate_frames(build_protocol("smiyc", 1, 1), lambda: [(score, label)])
-    assert (result["auroc"], result["ap"], result["fpr95"]) == (1.0, 1.0, 0.0)
-    # the curve's points: (0, 0) prepended, then the edges 0.75 (F1 1), 0.75 again (the kept first entry),
-    # 0.25 and 0; its best F1 is at index 1, and the benchmark reads index 1 of the unreduced edge list
-    # [0.75, 0.25, 0]: tau = 0.25, not 0.75. With `score > 0.25` the components are still perfect.
-    assert result["f1_threshold"] == 0.25
-    assert result["component"]["siou_gt"] == 1.0 and result["component"]["mean_f1"] == 1.0
+    assert (result["auroc"], result["ap"], result["fpr95"], result["best_f1"]) == (1.0, 1.0, 0.0, 1.0)
+    assert result["f1_threshold"] == 0.75
+    component = result["component"]
+    assert (component["siou_gt"], component["num_pred"], component["mean_f1"]) == (0.0, 0, 0.0)
+
+
+def test_smiyc_ties_across_frames_follow_numpy_1_23s_sort():
+    # both frames reach 1.0; the merged curve's first point counts the top bin of the frame that numpy 1.23's
+    # argsort puts first after reversing: on these six thresholds (an insertion sort, stable) the last frame's.
+    # Frame 2 first: its in-distribution 1.0 alone, precision 0: AP 0.5 * 0.5 + 0.5 * 2/3, AUROC 0.5.
+    first = (np.array([[1.0, 0.0]], dtype=np.float32), np.array([[1, 0]], dtype=np.uint8))
+    second = (np.array([[1.0, 0.5]], dtype=np.float32), np.array([[0, 1]], dtype=np.uint8))
+    result = evaluate_frames(build_protocol("smiyc", 1, 1), lambda: [first, second])
+    assert result["ap"] == pytest.approx(0.25 + 1 / 3, abs=1e-15) and result["auroc"] == 0.5
+    assert result["f1_threshold"] == 0.5 and result["best_f1"] == pytest.approx(0.8)
+    # score > 0.5: frame 1's object found (sIoU 1, PPV 1), frame 2's missed and its 1.0 road pixel a false one
+    assert (result["component"]["siou_gt"], result["component"]["ppv"], result["component"]["mean_f1"]) == (0.5, 0.5, 0.5)
+    reversed_order = evaluate_frames(build_protocol("smiyc", 1, 1), lambda: [second, first])
+    assert reversed_order["ap"] == pytest.approx(0.5 + 1 / 3, abs=1e-15) and reversed_order["auroc"] == 0.75
+
+
+def test_smiyc_skips_frames_without_pixels_outside_the_void():
+    frames = smiyc_frames(2, np.float16, "unit")
+    void = (frames[0][0], np.full(frames[0][1].shape, 255, dtype=np.uint8))
+    with_void = evaluate_frames(build_protocol("smiyc", 5, 3), lambda: [void, *frames])
+    without = evaluate_frames(build_protocol("smiyc", 5, 3), lambda: frames)
+    assert with_void["ap"] == without["ap"] and with_void["num_frames_all_void"] == 1
+    assert with_void["num_frames"] == len(frames)
+
+
+def test_numpy_1_23_argsort_orders_ties_as_recorded():
+    # np.argsort of numpy 1.23.3 on these values (recorded there): equal values in its introsort's order
+    values = np.array([0.5, 1.0, 0.25, 1.0, 0.5, 0.5, 1.0, 0.25, 0.75, 1.0, 0.5, 0.25, 1.0, 0.75, 0.5, 1.0, 0.25,
+                       0.5, 1.0, 0.75])
+    assert argsort_numpy123(values).tolist() == [2, 16, 7, 11, 0, 17, 4, 5, 14, 10, 13, 19, 8, 12, 6, 15, 3, 1, 18, 9]
 
 
 # ---- every protocol ----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 import config
 import evaluation
 from src.cache import cache_path, read_cache
-from src.dataset import build_valset
+from src.dataset import RoadAnomaly21, RoadObstacle21, build_valset
 from src.errors import UserError
 from src.metaseg.segment_search import load_segments
 from tests.test_meta_classification import MODEL, run_stage2, run_stage3
@@ -109,7 +109,7 @@ def test_obstacle_track_searches_segments_with_obstacle_index_1_inside_the_label
 
 
 def test_evaluation_leaves_unlabelled_frames_out_and_says_how_many(obstacles):
-    assert "1 of 3 frames have no labels and are left out of the metrics" in obstacles.printed
+    assert "RoadObstacle21: the metrics score 2 frames; left out: 1 (no labels: " in obstacles.printed
     assert obstacles.report["num_unlabelled"] == 1
     dataset = obstacles.dataset
     scores, is_ood = [], []
@@ -183,3 +183,36 @@ def test_removal_without_labelled_frames_says_so(unlabelled, tmp_path_factory):
     with pytest.raises(UserError) as error:
         run_stage2(data_root, io_root, *common, "-removal")
     assert_says_no_frame_is_labelled(error, tmp_path_factory)
+
+
+def write_track(root, folder, suffix, labelled, unlabelled):
+    """A track of 2x3 frames: `labelled` names with a label png, `unlabelled` without."""
+    os.makedirs(root / folder / "images")
+    os.makedirs(root / folder / "labels_masks")
+    for name in [*labelled, *unlabelled]:
+        Image.new("RGB", (3, 2)).save(root / folder / "images" / f"{name}{suffix}")
+    for name in labelled:
+        Image.fromarray(np.array([[0, 1, 255], [0, 0, 1]], dtype=np.uint8)).save(
+            root / folder / "labels_masks" / f"{name}_labels_semantic.png")
+
+
+def test_tracks_score_the_benchmarks_validation_frames_and_say_which_they_leave_out(tmp_path):
+    # ObstacleTrack-validation: scene `validation` without validation_19 and validation_21 .. _29 (a prefix rule:
+    # validation_2 stays, validation_190 goes); AnomalyTrack-validation: validation0000 .. validation0009
+    obstacle = [f"validation_{k}" for k in (*range(1, 31), 190)] + ["curvy-street_cones_1"]
+    write_track(tmp_path, "dataset_ObstacleTrack", ".webp", obstacle, ["gravel_dog_2"])
+    dataset = RoadObstacle21(str(tmp_path / "dataset_ObstacleTrack"))
+    scored = [dataset.frame_name(i) for i in range(len(dataset)) if dataset.has_label(i)]
+    assert scored == sorted(f"validation_{k}" for k in (*range(1, 19), 20, 30)) and len(scored) == 20
+    not_listed = "not in the benchmark's ObstacleTrack-validation"
+    assert dataset.left_out == {"gravel_dog_2": "no labels", "curvy-street_cones_1": not_listed,
+                                **{f"validation_{k}": not_listed for k in (19, *range(21, 30), 190)}}
+    i = [dataset.frame_name(j) for j in range(len(dataset))].index("validation_19")
+    assert (dataset.label_ids(i) == 255).all() and dataset.label_files(i) == []
+
+    write_track(tmp_path, "dataset_AnomalyTrack", ".jpg", [f"validation{k:04d}" for k in range(12)], ["cow0000"])
+    dataset = RoadAnomaly21(str(tmp_path / "dataset_AnomalyTrack"))
+    assert sum(dataset.has_label(i) for i in range(len(dataset))) == 10
+    assert dataset.left_out == {"cow0000": "no labels",
+                                "validation0010": "not in the benchmark's AnomalyTrack-validation",
+                                "validation0011": "not in the benchmark's AnomalyTrack-validation"}

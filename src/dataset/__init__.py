@@ -5,7 +5,8 @@ lost_and_found, fishyscapes, road_anomaly21, road_obstacle21); split is the Fish
 (fs_split), for LostAndFound `testNoKnown` selects the leaderboard's frames and labels (anything else: its
 test split), ignored by the others.
 Every evaluation set has `images`, `train_id_in`, `train_id_out`, `ignore_index`, `label_ids(i)`,
-`has_label(i)` and `frame_name(i)`.
+`has_label(i)` (the metrics score frame i), `frame_name(i)` and `left_out` ({frame name: why the metrics leave
+it out}, the frames of the benchmark's lists included).
 """
 from src.dataset import transforms
 from src.dataset.cityscapes import Cityscapes

@@ -20,6 +20,7 @@ class Fishyscapes(LabelledImages):
         self.root = root
         self.split = split
         self.transform = transform
+        self.left_out = {}  # frame name -> why the metrics leave it out: every frame is scored
         data_root = os.path.dirname(os.path.normpath(root))
         self.images = find_files(
             os.path.join(root, split), "*.jpg", "Fishyscapes",

@@ -52,6 +52,7 @@ class LostAndFound(LabelledImages):
         self.split = split
         self.transform = transform
         self.no_known = no_known
+        self.left_out = {}  # frame name -> why the metrics leave it out
         data_root = os.path.dirname(os.path.normpath(root))
         self.images = find_files(
             os.path.join(root, "leftImg8bit", split), "*/*_leftImg8bit.png", "LostAndFound",
@@ -85,7 +86,11 @@ class LostAndFound(LabelledImages):
                             "download the whole test split, or use --laf_split test")
         by_name = sorted(images, key=lambda path: os.path.basename(path))
         kept = np.delete(np.arange(len(by_name)), NO_KNOWN_EXCLUDED_INDICES)
-        return [by_name[i] for i in kept if not os.path.basename(by_name[i]).startswith(NO_KNOWN_EXCLUDED_PREFIXES)]
+        name = [os.path.basename(path)[:-len("_leftImg8bit.png")] for path in by_name]
+        self.left_out = {name[i]: "no labelled pixel, as the benchmark lists it" for i in NO_KNOWN_EXCLUDED_INDICES}
+        self.left_out.update({name[i]: "a sequence with children or bicycles" for i in kept
+                              if name[i].startswith(NO_KNOWN_EXCLUDED_PREFIXES)})
+        return [by_name[i] for i in kept if not name[i].startswith(NO_KNOWN_EXCLUDED_PREFIXES)]
 
     def load_target(self, i, image):
         if self.no_known:

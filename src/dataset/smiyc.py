@@ -1,8 +1,12 @@
 """The SegmentMeIfYouCan tracks as downloaded: images/<frame>.<ext> and, where a frame is labelled,
 labels_masks/<frame>_labels_semantic.png (0 in-distribution, 1 anomaly or obstacle, 255 void).
 
-Unlabelled frames (the benchmark's hidden test frames) still load, with a target of all 255, so they can
-be run and exported; `has_label(i)` tells them apart and the metrics skip them.
+The metrics score the frames of the benchmark's validation set of the track (road_anomaly_benchmark/datasets,
+at its newest commit): RoadAnomaly21 `AnomalyTrack-validation` (validation0000 .. validation0009, by name),
+RoadObstacle21 `ObstacleTrack-validation` (the frames of scene `validation`, the part of the name before the
+first `_`, except those whose names start with validation_19 or validation_21 .. validation_29). Every other
+frame (the hidden test frames, a labelled frame the benchmark leaves out) still loads, with a target of all
+255, so it can be run and exported; `has_label(i)` is False for it, the metrics skip it and `left_out` says why.
 """
 import os
 
@@ -20,6 +24,12 @@ class _SegmentMeIfYouCanTrack(LabelledImages):
     ignore_index = 255
     label_values = (0, 1, 255)
 
+    benchmark_set = ""  # the benchmark's name of the frames scored
+
+    def in_benchmark_set(self, name):
+        """Whether the benchmark's validation set holds the frame `name`."""
+        raise NotImplementedError
+
     def __init__(self, root, transform=None):
         """root: the track's folder (<data_root>/dataset_AnomalyTrack or dataset_ObstacleTrack)."""
         self.root = root
@@ -31,7 +41,17 @@ class _SegmentMeIfYouCanTrack(LabelledImages):
             f"`python preparation/make_demo_world.py --data_root {data_root}`")
         self.targets = [os.path.join(root, "labels_masks", self.frame_name(i) + "_labels_semantic.png")
                         for i in range(len(self.images))]
-        self.labelled = [os.path.isfile(path) for path in self.targets]
+        files = [os.path.isfile(path) for path in self.targets]
+        names = [self.frame_name(i) for i in range(len(self.images))]
+        listed = [self.in_benchmark_set(name) for name in names]
+        self.labelled = [has_file and in_set for has_file, in_set in zip(files, listed)]
+        # frame name -> why the metrics leave it out
+        self.left_out = {name: "no labels" if not has_file else f"not in the benchmark's {self.benchmark_set}"
+                         for name, has_file, in_set in zip(names, files, listed) if not (has_file and in_set)}
+
+    def label_files(self, i):
+        # a labelled frame the benchmark leaves out is measured as unlabelled; its cache is made so
+        return [self.targets[i]] if self.labelled[i] or not os.path.isfile(self.targets[i]) else []
 
     def load_target(self, i, image):
         """PIL 'L' (0, 1, 255), all 255 when the frame is unlabelled."""
@@ -57,9 +77,19 @@ class RoadAnomaly21(_SegmentMeIfYouCanTrack):
     """dataset_AnomalyTrack/images/<frame>.jpg (1 = anomaly)."""
     track = "dataset_AnomalyTrack"
     image_suffix = ".jpg"
+    benchmark_set = "AnomalyTrack-validation"
+    validation_frames = tuple(f"validation{k:04d}" for k in range(10))
+
+    def in_benchmark_set(self, name):
+        return name in self.validation_frames
 
 
 class RoadObstacle21(_SegmentMeIfYouCanTrack):
     """dataset_ObstacleTrack/images/<frame>.webp (0 = road, 1 = obstacle)."""
     track = "dataset_ObstacleTrack"
     image_suffix = ".webp"
+    benchmark_set = "ObstacleTrack-validation"
+    excluded_prefixes = ("validation_19", *(f"validation_{k}" for k in range(21, 30)))
+
+    def in_benchmark_set(self, name):
+        return name.split("_")[0] == "validation" and not name.startswith(self.excluded_prefixes)

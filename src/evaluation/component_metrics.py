@@ -45,9 +45,16 @@ def image_components(score, label, tau, segsize, instsize, void_small_background
     score = np.asarray(score)
     if score.dtype.kind != "f":
         raise ValueError(f"score must be a float array, got dtype {score.dtype}")
+    return mask_components(np.greater(score, np.float64(tau)), label, segsize, instsize, void_small_background)
+
+
+def mask_components(predicted, label, segsize, instsize, void_small_background=False):
+    """image_components of a predicted OoD mask: predicted (H, W) bool (void pixels are left out here), the
+    other arguments and the result as image_components'."""
+    predicted = np.asarray(predicted, dtype=bool)
     label = np.asarray(label)
-    if score.ndim != 2 or score.shape != label.shape:
-        raise ValueError(f"score and label must be (H, W) arrays of the same shape, got {score.shape} and "
+    if predicted.ndim != 2 or predicted.shape != label.shape:
+        raise ValueError(f"score and label must be (H, W) arrays of the same shape, got {predicted.shape} and "
                          f"{label.shape}")
     if label.dtype != np.uint8:
         raise ValueError(f"label must be uint8 (0 in-distribution, 1 OoD, 255 void), got dtype {label.dtype}")
@@ -58,7 +65,7 @@ def image_components(score, label, tau, segsize, instsize, void_small_background
 
     void = label == 255
     gt, _ = ndimage.label(label == 1, structure=EIGHT_CONNECTED)
-    pred, _ = ndimage.label(np.greater(score, np.float64(tau)) & ~void, structure=EIGHT_CONNECTED)
+    pred, _ = ndimage.label(predicted & ~void, structure=EIGHT_CONNECTED)
     pred_size = np.bincount(pred.ravel())
     pred[(pred_size < segsize)[pred] & (pred > 0)] = 0
     gt_size = np.bincount(gt.ravel())
@@ -95,9 +102,17 @@ class ComponentMetrics:
         self.tp = np.zeros(len(SIOU_THRESHOLDS), dtype=np.int64)
         self.fp = np.zeros(len(SIOU_THRESHOLDS), dtype=np.int64)
 
+    def predicted(self, score):
+        """(H, W) bool: the pixels predicted OoD, score > tau compared in float64."""
+        score = np.asarray(score)
+        if score.dtype.kind != "f":
+            raise ValueError(f"score must be a float array, got dtype {score.dtype}")
+        return np.greater(score, np.float64(self.tau))
+
     def update(self, score, label):
         """Add one image. score: (H, W) float; label: (H, W) uint8 (0 / 1 / 255)."""
-        siou, ppv = image_components(score, label, self.tau, self.segsize, self.instsize, self.void_small_background)
+        siou, ppv = mask_components(self.predicted(score), label, self.segsize, self.instsize,
+                                    self.void_small_background)
         self.num_gt += len(siou)
         self.num_pred += len(ppv)
         self.siou_sum += float(siou.sum())

@@ -28,7 +28,8 @@ def pixel_metrics(cache_files, in_id, out_id, scores, protocols, segsize, instsi
     segsize, instsize: for the protocols' component metrics.
     """
     names = list(scores) + (["entropy+meta"] if removed_masks is not None else [])
-    metrics = {p: {name: build_protocol(p, segsize, instsize) for name in names
+    # smiyc evaluates these scores as --export_smiyc stores them, in float16
+    metrics = {p: {name: build_protocol(p, segsize, instsize, np.float16) for name in names
                    if p != "meta-ood" or name in UNIT_SCORES} for p in protocols}
     for index, path in enumerate(tqdm(cache_files, desc=desc, unit="image")):
         cache = read_cache(path)

@@ -23,37 +23,39 @@ reproduces one reference exactly, behind one streaming interface that works on f
   AUROC and FPR95 (the FPR at the TPR nearest 0.95) from the bin counts rescaled to 1e5 pixels per
   class, AP from the counts rescaled to 1e7 pixels in the true in/out ratio, every rescaled count
   truncated to an integer and every score being its bin's upper edge. No component metrics. 200 counters.
-- `smiyc` (SmiycProtocol): SegmentMeIfYouCan's road-anomaly-benchmark (`PixBinaryClass` and
-  `SegEval-*`), to float rounding, on the float16 maps the benchmark reads (scores are rounded to
-  float16 first). Per frame, 768 percentile bins: the edges are 0, 1, and 384 quantiles of the OoD and
-  of the in-distribution scores each; the frames' bins are merged by sorting all their lower edges
-  (np.argsort, whose order of equal edges depends on the frame order). Quirks reproduced, as the
-  benchmark computes them: the curve predicts `score >= edge` while the components use `score > tau`;
-  a curve point is kept at the last occurrence of each edge plus the very first one (a partly
-  counted point when several frames share the highest edge); the best-F1 threshold is read from the
-  unreduced edge list at the index of the reduced curve (so it is usually not the edge of the best F1);
-  the component threshold is compared in float16 (numpy 1.23, the benchmark's pin, casts it so); a
-  background smaller than `instsize` pixels becomes void. O(frames x 768) memory.
+- `smiyc` (SmiycProtocol): SegmentMeIfYouCan's road-anomaly-benchmark (`PixBinaryClass` and `SegEval-*`) at
+  its newest commit (BENCHMARK_COMMIT) with the numpy 1.23 it pins, to float rounding, on the maps as stored
+  (their dtype and values; `stored_dtype=np.float16` rounds scores computed here as --export_smiyc writes
+  them). Per frame, up to 768 percentile bins: the edges are vmin - eps and vmax + eps (eps = 1% of the
+  frame's range, at least 0.01) and 384 np.quantile edges of the OoD and of the in-distribution scores each;
+  the frames' bins are merged by sorting their lower edges with numpy 1.23's np.argsort (legacy_argsort:
+  which of several equal edges comes first decides the curve's first point). The README lists the
+  benchmark's quirks reproduced here. O(frames x 768) memory.
 """
 import numpy as np
 import torch
 from sklearn.metrics import auc, average_precision_score, roc_curve
 
 from src.evaluation.component_metrics import ComponentMetrics
+from src.evaluation.legacy_argsort import argsort_numpy123
 from src.evaluation.pixel_metrics import PixelMetrics
 
 PROTOCOLS = ("exact", "meta-ood", "smiyc")
+# the commit of SegmentMeIfYouCan/road-anomaly-benchmark whose numbers `smiyc` gives (its newest, 2023-08-24)
+BENCHMARK_COMMIT = "1c7804e"
 
 
-def build_protocol(name, segsize, instsize):
+def build_protocol(name, segsize, instsize, stored_dtype=None):
     """A fresh accumulator of protocol `name` (one of PROTOCOLS); segsize / instsize: minimum predicted and
-    ground-truth component sizes of its component metrics (50 / 10 obstacle-type sets, 500 / 100 anomaly-type)."""
+    ground-truth component sizes of its component metrics (50 / 10 obstacle-type sets, 500 / 100 anomaly-type);
+    stored_dtype: for smiyc, None to evaluate each map as given or np.float16 to round it as --export_smiyc
+    writes it."""
     if name == "exact":
         return ExactProtocol(segsize, instsize)
     if name == "meta-ood":
         return MetaOodProtocol()
     if name == "smiyc":
-        return SmiycProtocol(segsize, instsize)
+        return SmiycProtocol(segsize, instsize, stored_dtype)
     raise ValueError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}")
 
 
@@ -198,92 +200,146 @@ def to_float16(score):
 FLOAT16_ORDER = np.argsort(np.arange(1 << 16, dtype=np.uint16).view(np.float16), kind="stable")
 FLOAT16_VALUES = FLOAT16_ORDER.astype(np.uint16).view(np.float16).astype(np.float64)
 NUM_FLOAT16_NAN = int(np.isnan(FLOAT16_VALUES).sum())
+FLOAT16_FINITE = np.isfinite(FLOAT16_VALUES)
 
 
-def _sorted_values(cumulative, positions):
-    """Values at 0-based `positions` of the sorted sample whose histogram (in FLOAT16_ORDER) has the cumulative
-    sum `cumulative` (65536,): float16 array."""
-    return FLOAT16_VALUES[np.searchsorted(cumulative, positions, side="right")].astype(np.float16)
-
-
-def _quantiles(cumulative, count, num):
-    """np.quantile(sample, np.linspace(0, 1, num)) (method 'linear') of a float16 sample given by its
-    histogram, computed as numpy does: the float16 difference of the neighbours, weighted in float64."""
+def _quantiles(sorted_at, count, num, dtype):
+    """np.quantile(sample, np.linspace(0, 1, num)) (method 'linear') of a sample of `count` values of `dtype`, as
+    numpy 1.23 computes it: the neighbours' difference in the sample's dtype, weighted in float64.
+    sorted_at(positions) gives the sorted sample's values at 0-based positions: float64 array. Returns float64."""
     virtual = (count - 1) * np.linspace(0, 1, num)
     previous = np.floor(virtual)
     above = virtual >= count - 1
     lower = np.where(above, count - 1, previous).astype(np.int64)
     upper = np.where(above, count - 1, previous + 1).astype(np.int64)
     gamma = virtual - np.where(above, -1, previous)  # numpy's previous index is -1 there; a == b makes it moot
-    a, b = _sorted_values(cumulative, lower), _sorted_values(cumulative, upper)
-    diff = b - a  # float16, as numpy subtracts the neighbours in the sample's dtype
+    a, b = sorted_at(lower).astype(dtype), sorted_at(upper).astype(dtype)
+    diff = (b - a).astype(np.float64)  # rounded in the sample's dtype, as numpy subtracts the neighbours
     result = a + diff * gamma
     high = gamma >= 0.5
     result[high] = (b - diff * (1 - gamma))[high]
     return result
 
 
+def _frame_bins_float16(score, label):
+    """(vmin, vmax, sorted_at per class, counts_below per class, counts) of a float16 frame from one histogram
+    of its 65536 bit patterns per class: the sorted sample without a sort. Rows: 0 in-distribution, 1 OoD."""
+    index = np.minimum(label.ravel(), 2).astype(np.intp)  # labels 0 / 1 / 255 -> rows 0 / 1 / 2
+    index <<= 16
+    index |= score.view(np.uint16).ravel()
+    histogram = np.bincount(index, minlength=3 << 16).reshape(3, 1 << 16)[:, FLOAT16_ORDER]
+    if histogram[:, ~FLOAT16_FINITE].any():  # NaN and infinity: on an ignored pixel it still means a broken map
+        raise ValueError("scores contain NaN or infinity; the benchmark's bins need finite scores")
+    cumulative = np.cumsum(histogram[:2], axis=1)
+
+    def sorted_at(row):
+        return lambda positions: FLOAT16_VALUES[np.searchsorted(cumulative[row], positions, side="right")]
+
+    def below(row):  # how many values of the class lie below each float64 edge
+        return lambda edges: np.concatenate([[0], cumulative[row]])[np.searchsorted(FLOAT16_VALUES, edges)]
+
+    present = np.flatnonzero(histogram[0] + histogram[1])
+    if not present.size:
+        return None
+    return (FLOAT16_VALUES[present[0]], FLOAT16_VALUES[present[-1]], [sorted_at(0), sorted_at(1)],
+            [below(0), below(1)], [int(cumulative[0, -1]), int(cumulative[1, -1])])
+
+
+def _frame_bins_sorted(score, label):
+    """The same for a float32 or float64 frame, from one sort of each class's values."""
+    samples = [np.sort(score[label == c]) for c in (0, 1)]
+    if not all(np.isfinite(s[[0, -1]]).all() for s in samples if s.size) or not np.isfinite(score[label == 255]).all():
+        raise ValueError("scores contain NaN or infinity; the benchmark's bins need finite scores")
+    if not any(s.size for s in samples):
+        return None
+    vmin = min(s[0] for s in samples if s.size)
+    vmax = max(s[-1] for s in samples if s.size)
+    return (float(vmin), float(vmax), [lambda p, s=s: s[p].astype(np.float64) for s in samples],
+            [lambda edges, s=s: np.searchsorted(s, edges) for s in samples], [s.size for s in samples])
+
+
+def greater_as_numpy123(score, tau):
+    """(H, W) bool: score > tau as numpy 1.23 compares an array with a float64 scalar (value-based casting): in
+    the array's dtype while tau lies within (-65000, 65000) or is not finite, else in float32 (up to 3.4e38)
+    or float64. So tau is rounded to float16 against a float16 map."""
+    tau = float(tau)
+    dtype = score.dtype
+    if np.isfinite(tau) and not -65000 < tau < 65000:
+        dtype = np.promote_types(dtype, np.float32 if -3.4e38 < tau < 3.4e38 else np.float64)
+    return score.astype(dtype, copy=False) > dtype.type(tau)
+
+
 class SmiycProtocol(_Protocol):
-    """SegmentMeIfYouCan's PixBinaryClass (768 percentile bins per frame) and SegEval component metrics."""
+    """SegmentMeIfYouCan's PixBinaryClass (768 percentile bins per frame) and SegEval component metrics, as the
+    benchmark computes them at BENCHMARK_COMMIT."""
     name = "smiyc"
     num_bins = 768
 
-    def __init__(self, segsize, instsize):
+    def __init__(self, segsize, instsize, stored_dtype=None):
+        """stored_dtype: None evaluates each map as given, its dtype and values (the benchmark reads a stored map
+        as it is); np.float16 first rounds it as --export_smiyc stores it (for scores computed here)."""
         super().__init__()
         self.segsize, self.instsize = segsize, instsize
+        self.stored_dtype = stored_dtype
         self.thresholds, self.tp_rel, self.fp_rel = [], [], []
-        self.num_pos = self.num_neg = 0
+        self.num_pos = self.num_neg = self.num_frames = self.num_empty = 0
+
+    def stored(self, score):
+        if self.stored_dtype is None:
+            return score
+        return to_float16(score) if self.stored_dtype == np.float16 else score.astype(self.stored_dtype)
 
     def update(self, score, label):
         score, label = _check_frame(score, label)
-        # one histogram of the 65536 float16 bit patterns per class gives the sorted sample of each class
-        # exactly; labels 0 / 1 / 255 become rows 0 / 1 / 2
-        index = np.minimum(label.ravel(), 2).astype(np.intp)  # intp: bincount would convert to it
-        index <<= 16
-        index |= to_float16(score).view(np.uint16).ravel()
-        histogram = np.bincount(index, minlength=3 << 16).reshape(3, 1 << 16)[:, FLOAT16_ORDER]
-        if histogram[:, -NUM_FLOAT16_NAN:].any():  # float32 NaN stays NaN in float16
-            raise ValueError("scores contain NaN; the score map is broken")
-        cumulative = np.cumsum(histogram[:2], axis=1)
-        num_neg, num_pos = int(cumulative[0, -1]), int(cumulative[1, -1])
-        edges = [np.array([0.0, 1.0])]
+        score = self.stored(score)
+        bins = (_frame_bins_float16(score, label) if score.dtype == np.float16
+                else _frame_bins_sorted(score, label))
+        if bins is None:  # no pixel outside the void: the benchmark stops on it (np.min of nothing), we skip it
+            self.num_empty += 1
+            return
+        vmin, vmax, sorted_at, below, counts = bins
+        # the outer edges: vmax - vmin in the map's dtype (it may overflow), the margin in float64
+        with np.errstate(over="ignore"):
+            vrange = float(score.dtype.type(vmax) - score.dtype.type(vmin))
+        eps = max(vrange * 1e-2, 1e-2)
+        edges = [np.array([vmin - eps, vmax + eps])]
         for c in (1, 0):  # the benchmark concatenates the OoD quantiles first
-            count = int(cumulative[c, -1])
-            if count:
-                edges.append(_quantiles(cumulative[c], count, min(self.num_bins // 2, count)))
+            if counts[c]:
+                edges.append(_quantiles(sorted_at[c], counts[c], min(self.num_bins // 2, counts[c]), score.dtype))
         edges = np.unique(np.concatenate(edges))
-        # np.histogram with these edges: bin k holds edges[k] <= value < edges[k + 1], the last bin closed
-        left = np.searchsorted(FLOAT16_VALUES, edges, side="left")
-        right_end = np.searchsorted(FLOAT16_VALUES, edges[-1], side="right")
-        below = np.concatenate([np.zeros((2, 1), dtype=np.int64), cumulative], axis=1)
-        counts = np.diff(below[:, left], axis=1)
-        counts[:, -1] += below[:, right_end] - below[:, left[-1]]
+        # np.histogram with these edges: bin k holds edges[k] <= value < edges[k + 1] (compared in float64);
+        # the last edge lies above every value
+        per_class = [np.diff(below[c](edges)) for c in (0, 1)]
         # the benchmark walks each frame's bins from the highest down; a bin's threshold is its lower edge
         self.thresholds.append(edges[:-1][::-1])
-        self.fp_rel.append(counts[0, ::-1])
-        self.tp_rel.append(counts[1, ::-1])
-        self.num_pos += num_pos
-        self.num_neg += num_neg
+        self.fp_rel.append(per_class[0][::-1])
+        self.tp_rel.append(per_class[1][::-1])
+        self.num_neg += counts[0]
+        self.num_pos += counts[1]
+        self.num_frames += 1
 
     def curve(self):
-        """The benchmark's aggregated curve: dict of tp, fp, fn, tn (float64 arrays, one entry per curve
-        point) and thresholds (the sorted thresholds of all frames, descending, unreduced)."""
+        """The benchmark's aggregated curve: dict of tp, fp, fn, tn and thresholds (float64 arrays, one entry per
+        point of the reduced curve, thresholds descending, with its two extra end points)."""
         if not self.thresholds:
-            raise ValueError("the smiyc protocol has seen no frame; update() it first")
+            raise ValueError("the smiyc protocol has seen no frame with pixels outside the void; update() it first")
         thresholds = np.concatenate(self.thresholds)
-        order = np.argsort(thresholds)[::-1]
-        tp_cumulative = np.cumsum(np.concatenate(self.tp_rel)[order].astype(np.float64))
-        fp_cumulative = np.cumsum(np.concatenate(self.fp_rel)[order].astype(np.float64))
+        # which of several equal thresholds comes first decides the curve's first point: numpy 1.23's order
+        order = argsort_numpy123(thresholds)[::-1]
+        tp = np.cumsum(np.concatenate(self.tp_rel)[order].astype(np.float64))
+        fp = np.cumsum(np.concatenate(self.fp_rel)[order].astype(np.float64))
         thresholds = thresholds[order]
+        # a point at the last occurrence of each threshold (all frames' pixels above it counted) and the first
         keep = np.concatenate([[0], np.nonzero(thresholds[:-1] != thresholds[1:])[0], [len(thresholds) - 1]])
-        tp, fp = tp_cumulative[keep], fp_cumulative[keep]
+        tp, fp, thresholds = tp[keep], fp[keep], thresholds[keep]
         fn, tn = self.num_pos - tp, self.num_neg - fp
         num_pos, num_neg = tp[0] + fn[0], fp[0] + tn[0]
-        if tp[0] != 0 or fp[0] != 0:
-            starts = (0, 0, num_pos, num_neg)
-            tp, fp, fn, tn = (np.concatenate([[start], v]) for start, v in zip(starts, (tp, fp, fn, tn)))
-        if tp[-1] != num_pos or fp[-1] != num_neg:
+        if tp[0] != 0 or fp[0] != 0:  # the curve starts at (0, 0), above the highest threshold
+            tp, fp, fn, tn = (np.concatenate([[start], v]) for start, v in zip((0, 0, num_pos, num_neg), (tp, fp, fn, tn)))
+            thresholds = np.concatenate([[thresholds.max() + 1], thresholds])
+        if tp[-1] != num_pos or fp[-1] != num_neg:  # and ends with every pixel predicted OoD
             tp, fp, fn, tn = (np.concatenate([v, [end]]) for end, v in zip((num_pos, num_neg, 0, 0), (tp, fp, fn, tn)))
+            thresholds = np.concatenate([thresholds, [thresholds.max() - 1]])  # the benchmark's: max, not min
         return {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "thresholds": thresholds}
 
     def pixel_result(self):
@@ -301,23 +357,24 @@ class SmiycProtocol(_Protocol):
         tpr95 = int(np.searchsorted(tpr, 0.95))
         best = int(np.nanargmax(f1))
         return {
-            "auroc": float(np.trapezoid(tpr, fpr)),
+            "auroc": float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0)),  # np.trapz(tpr, fpr) of numpy 1.23
             "ap": float(np.sum(np.diff(recall) * precision[1:])),
             "fpr95": float(fpr[tpr95]) if tpr95 < len(tpr) else 1.0,
             "tpr95_threshold": float(thresholds[tpr95]) if tpr95 < len(tpr) else 0.0,
-            # the benchmark's best_f1_threshold: the unreduced thresholds at the reduced curve's index
-            "f1_threshold": float(thresholds[best]),
+            "f1_threshold": float(thresholds[best]),  # the benchmark's best_f1_threshold, from the reduced curve
             "best_f1": float(f1[best]),
             "num_ood": self.num_pos,
             "num_in": self.num_neg,
+            "num_frames": self.num_frames,
+            "num_frames_all_void": self.num_empty,
+            "benchmark_commit": BENCHMARK_COMMIT,
             **_thinned(fpr, tpr, recall, precision),
         }
 
     def components(self):
-        # the benchmark reads its threshold back as a numpy float64 and numpy 1.23 compares a float16 map
-        # with it in float16: the threshold is rounded to float16 first
-        tau = float(np.float16(self.pixel_result()["f1_threshold"]))
-        self.component_metrics = _Float16ComponentMetrics(tau, self.segsize, self.instsize, void_small_background=True)
+        self.component_metrics = _SmiycComponentMetrics(self.pixel_result()["f1_threshold"], self.segsize,
+                                                        self.instsize, void_small_background=True)
+        self.component_metrics.stored = self.stored
         return self.component_metrics
 
 
@@ -328,9 +385,12 @@ def _thinned(fpr, tpr, recall, precision, points=1000):
     return {"roc": {"fpr": fpr[keep], "tpr": tpr[keep]}, "pr": {"recall": recall[keep], "precision": precision[keep]}}
 
 
-class _Float16ComponentMetrics(ComponentMetrics):
-    """ComponentMetrics of the float16-rounded scores (the maps the benchmark reads)."""
+class _SmiycComponentMetrics(ComponentMetrics):
+    """ComponentMetrics of the maps as stored, predicting score > tau as numpy 1.23 compares them."""
+    stored = staticmethod(lambda score: score)
 
-    def update(self, score, label):
-        score, label = _check_frame(score, label)
-        super().update(to_float16(score), label)
+    def predicted(self, score):
+        score = np.asarray(score)
+        if score.dtype.kind != "f":
+            raise ValueError(f"score must be a float array, got dtype {score.dtype}")
+        return greater_as_numpy123(self.stored(score), self.tau)

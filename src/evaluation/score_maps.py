@@ -29,9 +29,11 @@ def score_map_files(directory, frame_names, flag="--scores_from"):
     return paths
 
 
-def read_score_map(path, shape=None, flag="--scores_from"):
-    """(H, W) float32 of the `value` dataset of `path` (exact for float16 maps); UserError when the file does not
-    open, has no `value`, is not 2-D, or differs from `shape` (the frame's (H, W)) when given."""
+def read_score_map(path, shape=None, flag="--scores_from", as_stored=False):
+    """(H, W) float32 of the `value` dataset of `path` (exact for float16 maps), or with `as_stored` the values as
+    the file stores them (float16, float32 or float64; other dtypes as float64), which the benchmark reads;
+    UserError when the file does not open, has no `value`, is not 2-D, or differs from `shape` (the frame's
+    (H, W)) when given."""
     try:
         with h5py.File(path, "r") as f:
             if "value" not in f:
@@ -43,6 +45,8 @@ def read_score_map(path, shape=None, flag="--scores_from"):
         expected = "2-D" if shape is None else f"{tuple(shape)} like its frame"
         raise UserError(f"{flag}: the score map {path} has shape {value.shape}, expected {expected}; "
                         "write one (H, W) map per frame at the frame's resolution")
+    if as_stored:
+        return value if value.dtype in (np.float16, np.float32, np.float64) else value.astype(np.float64)
     return value.astype(np.float32)
 
 
