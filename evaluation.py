@@ -35,7 +35,8 @@ from src.runtime import use_amp
 from src.evaluation.score_maps import FLOAT16_MAX, score_map_path, write_score_map
 from src.evaluation.scores import SCORES, ClassStats
 from src.evaluation.segment_errors import count_segment_errors
-from src.external_maps import ExternalMaps, filtered_score, load_external_segments, removed_mask, score_label_pairs
+from src.external_maps import (ExternalMaps, filtered_score, frame_train_ids, load_external_segments, removed_mask,
+                               score_label_pairs)
 
 GROUPS = {"paths": config.Paths, "run": config.Run, "model": config.Model, "evalset": config.EvalSet,
           "stages": config.EvalStages, "oodmc": config.Oodmc, "scores": config.ScoresFrom}
@@ -257,6 +258,20 @@ def count_unlabelled(cfg, dataset):
     return unlabelled
 
 
+def check_pixel_classes(cfg, dataset):
+    """-pixel needs in-distribution and OoD pixels among the labels (AUROC, AP and FPR95 compare the two): checked on
+    the label files before any metric is computed, else UserError naming the set."""
+    counts = np.zeros(2, dtype=np.int64)
+    for i in range(len(dataset)):
+        gt_train = frame_train_ids(dataset, i)
+        if gt_train is not None:
+            counts += [(gt_train == dataset.train_id_in).sum(), (gt_train == dataset.train_id_out).sum()]
+    if not counts.all():
+        raise UserError(f"-pixel: the labels of {config.valset_name(cfg)} in {config.valset_root(cfg)} hold "
+                        f"{counts[1]} OoD and {counts[0]} in-distribution pixels, and pixel metrics compare the two; "
+                        "evaluate a set with both (or check its labels), or leave out -pixel")
+
+
 def external_meta_classifier(cfg, maps):
     """(segment results, removed segments per frame, (lowest score of all maps, segment threshold)) of the
     --scores_from maps; each None when meta_classification.py has not searched them (or not run -removal) at
@@ -332,6 +347,8 @@ def evaluate_external(cfg, dataset):
             check_export_values(values, maps)
     if evaluating:
         unlabelled = count_unlabelled(cfg, dataset)
+    if cfg.stages.pixel_eval:
+        check_pixel_classes(cfg, dataset)
     if cfg.stages.export_smiyc:
         for i in tqdm(range(len(maps)), desc="SMIYC export", unit="frame"):
             write_score_map(score_map_path(cfg.stages.export_smiyc, dataset.frame_name(i)),
@@ -414,6 +431,8 @@ def main(cfg):
     unlabelled = count_unlabelled(cfg, dataset)
     out_dir = config.threshold_results_dir(cfg, epoch)
     earlier = earlier_rows(os.path.join(out_dir, "results.json"))  # a damaged file is named before any work
+    if cfg.stages.pixel_eval:
+        check_pixel_classes(cfg, dataset)
 
     rows = {}
     if epoch != 0:

@@ -368,11 +368,11 @@ def main(cfg):
     check_output_dir(config.run_dir(cfg, epoch), "--io_root")
     check_not_input(cfg.paths.io_root, "--io_root", {"--scores_from": cfg.scores.scores_from,
                                                      f"-val {cfg.evalset.VALSET}": config.valset_root(cfg)})
-    if stages.moment:
+    if stages.moment or stages.SVM:
         try:
             split_images(len(dataset), cfg.oodmc.SVM_eval_subsize, cfg.run.seed)
         except ValueError as error:
-            raise UserError(f"-moment: {error}")
+            raise UserError(f"{'-moment' if stages.moment else '-SVM'}: {error}")
     started = time.time()
     if cfg.scores.scores_from:
         if ctx.world_size > 1:
