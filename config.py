@@ -371,8 +371,11 @@ def external_results_dir(cfg):
 def external_command(cfg, stage):
     """The command line that runs `stage` of meta_classification.py on the --scores_from maps of this config."""
     return (f"python meta_classification.py --scores_from {cfg.scores.scores_from} {stage} -val {cfg.evalset.VALSET} "
-            f"--fs_split {cfg.evalset.fs_split} -threshold {cfg.evalset.entropy_threshold} --score_quantile "
-            f"{cfg.scores.score_quantile} --data_root {cfg.paths.data_root} --io_root {cfg.paths.io_root}")
+            f"--fs_split {cfg.evalset.fs_split} --laf_split {cfg.evalset.laf_split} -threshold "
+            f"{cfg.evalset.entropy_threshold} --score_quantile {cfg.scores.score_quantile} --metric_families "
+            f"{cfg.scores.metric_families} -model {cfg.model.MODEL} --optim_target {cfg.model.optim_target} -alpha "
+            f"{cfg.model.pareto_alpha} -epoch {cfg.evalset.val_epoch} --data_root {cfg.paths.data_root} --io_root "
+            f"{cfg.paths.io_root}" + (f" --init_ckpt {cfg.model.init_ckpt}" if cfg.model.init_ckpt else ""))
 
 
 def evaluated_checkpoint(cfg, epoch):

@@ -249,8 +249,8 @@ def search_external_segments(cfg, dataset, maps, epoch):
              cache_files[i] if cache_files else None, segments_path(out_dir, i), threshold, dataset.train_id_out)
             for i in range(len(dataset)) if not os.path.isfile(segments_path(out_dir, i))]
     print(f"-segment: score >= {threshold:.6g}" + (f" (the {quantile} quantile)" if quantile > 0 else "") +
-          f" (the maps' scores: {scores_range}), metric families {' + '.join(families)}; {len(dataset) - len(jobs)} of {len(dataset)} frames already "
-          f"searched in {out_dir}")
+          f" (the maps' scores: {scores_range}), metric families {' + '.join(families)}; "
+          f"{len(dataset) - len(jobs)} of {len(dataset)} frames already searched in {out_dir}")
     save_json({"checkpoint": source, "threshold": threshold, "score_quantile": quantile, "families": families,
                "num_images": len(dataset), "config": cfg.to_dict()}, os.path.join(out_dir, "segments.json"))
     run_jobs(_search_external_one, jobs, cfg.run.num_workers, dict(desc="segment search", unit="frame"))

@@ -646,7 +646,8 @@ BAD_MAPS = [  # (how the maps are broken, the command, what its one line names; 
 ]
 
 
-@pytest.mark.parametrize("change, script, argv, named", BAD_MAPS, ids=[c[0].__name__[1:] + " " + c[1] for c in BAD_MAPS])
+@pytest.mark.parametrize("change, script, argv, named", BAD_MAPS,
+                         ids=[c[0].__name__[1:] + " " + c[1] for c in BAD_MAPS])
 def test_maps_the_scripts_cannot_use_are_named_before_any_work(prepared_world, tiny_checkpoints, tmp_path, change,
                                                                script, argv, named):
     maps = write_maps(prepared_world, tmp_path / "maps", change)
@@ -676,5 +677,6 @@ def test_a_full_disk_during_an_export_leaves_no_file_and_no_crash(searched_maps,
 
 
 def test_the_oodmc_eval_subset_is_checked_for_svm_alone(prepared_world, tiny_checkpoints, tmp_path):
-    result = run_cli("meta_classification.py", *stage_args(prepared_world, tmp_path / "io", tiny_checkpoints[1], "-SVM"))
+    result = run_cli("meta_classification.py", *stage_args(prepared_world, tmp_path / "io", tiny_checkpoints[1],
+                                                           "-SVM"))
     assert_refused(result, "meta_classification.py", "-SVM", "--SVM_eval_subsize", "only 3")
