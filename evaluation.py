@@ -341,14 +341,14 @@ def evaluate_external(cfg, dataset):
     if cfg.stages.export_smiyc and removed is None:
         raise UserError(f"--export_smiyc with --scores_from writes the maps after the meta classifier, which has "
                         f"not run; run {config.external_command(cfg, '-segment -removal')}")
-    if cfg.stages.export_smiyc or cfg.stages.pixel_eval:
-        values = maps.check_values()
-        if cfg.stages.export_smiyc:
-            check_export_values(values, maps)
     if evaluating:
         unlabelled = count_unlabelled(cfg, dataset)
     if cfg.stages.pixel_eval:
         check_pixel_classes(cfg, dataset)
+    if cfg.stages.export_smiyc or cfg.stages.pixel_eval:
+        values = maps.check_values()
+        if cfg.stages.export_smiyc:
+            check_export_values(values, maps)
     if cfg.stages.export_smiyc:
         for i in tqdm(range(len(maps)), desc="SMIYC export", unit="frame"):
             write_score_map(score_map_path(cfg.stages.export_smiyc, dataset.frame_name(i)),
@@ -424,15 +424,17 @@ def main(cfg):
         for e in sorted({0, epoch}):
             if e == epoch or os.path.isfile(config.checkpoint_path(cfg, e) or ""):
                 measure_sml_stats(cfg, ctx, e)
+    evaluating = cfg.stages.pixel_eval or cfg.stages.segment_eval
+    out_dir = config.threshold_results_dir(cfg, epoch)
+    if evaluating:  # a damaged results file or a set the metrics cannot measure is named before any work
+        unlabelled = count_unlabelled(cfg, dataset)
+        earlier = earlier_rows(os.path.join(out_dir, "results.json"))
+        if cfg.stages.pixel_eval:
+            check_pixel_classes(cfg, dataset)
     if cfg.stages.export_smiyc:
         export_smiyc(cfg, dataset, epoch, cfg.stages.export_smiyc)
-    if not (cfg.stages.pixel_eval or cfg.stages.segment_eval):
+    if not evaluating:
         return None
-    unlabelled = count_unlabelled(cfg, dataset)
-    out_dir = config.threshold_results_dir(cfg, epoch)
-    earlier = earlier_rows(os.path.join(out_dir, "results.json"))  # a damaged file is named before any work
-    if cfg.stages.pixel_eval:
-        check_pixel_classes(cfg, dataset)
 
     rows = {}
     if epoch != 0:

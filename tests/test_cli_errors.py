@@ -550,6 +550,8 @@ def test_labels_changed_after_a_maps_search_are_noticed(searched_maps, prepared_
     # the neighbour: -pixel on a set without any OoD pixel is one line, before any metric
     result = run_cli("evaluation.py", *args, "-pixel")
     assert_refused(result, "evaluation.py", "-pixel", "0 OoD", str(data_root / "lost_and_found"))
+    result = run_cli("evaluation.py", *stage_args(data_root, io_root, tiny_checkpoints[1], "-pixel"))
+    assert_refused(result, "evaluation.py", "-pixel", "0 OoD", str(data_root / "lost_and_found"))
 
 
 def test_an_image_replaced_after_prepare_is_noticed_and_cached_again(evaluated, prepared_world, tiny_checkpoints,
