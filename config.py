@@ -7,6 +7,7 @@ their fields into a flag (`--<field>`, plus the published short alias declared n
 """
 import argparse
 import dataclasses
+import hashlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -337,27 +338,44 @@ def results_dir(cfg, epoch):
 def threshold_results_dir(cfg, epoch):
     """The pixel and segment results of one checkpoint at one -threshold (the segment numbers depend on it)."""
     return os.path.join(results_dir(cfg, epoch), f"t{cfg.evalset.entropy_threshold}")
-def scores_name(cfg):
-    """The name of the --scores_from directory, which names its outputs."""
-    return os.path.basename(os.path.normpath(cfg.scores.scores_from))
+def scores_name(scores_from):
+    """The name of the outputs of the --scores_from folder `scores_from`: its base name, to read, and a short hash of
+    its real path, so that two folders of one name (a/maps, b/maps) never share (or delete) each other's outputs."""
+    real = os.path.realpath(scores_from)
+    return f"{os.path.basename(real)}_{hashlib.sha256(real.encode()).hexdigest()[:8]}"
+
+
+def scores_setting(cfg):
+    """t<threshold>, or q<quantile> with --score_quantile: the segment setting that names a --scores_from output."""
+    return f"q{cfg.scores.score_quantile}" if cfg.scores.score_quantile > 0 else f"t{cfg.evalset.entropy_threshold}"
+
+
+def external_paths(io_root, valset, scores_from, setting):
+    """(segments and meta classifier, results) folders of the score maps of `scores_from` on `valset` (valset_name)
+    at `setting` (scores_setting); the demo and the benchmarks ask this too."""
+    name = scores_name(scores_from)
+    return (os.path.join(io_root, valset, "external", name, f"segments_{setting}"),
+            os.path.join(io_root, "results", valset, f"external_{name}", setting))
 
 
 def external_segments_dir(cfg):
     """Segments and meta classifier of the --scores_from maps at one threshold (or score quantile)."""
-    setting = (f"q{cfg.scores.score_quantile}" if cfg.scores.score_quantile > 0 else
-               f"t{cfg.evalset.entropy_threshold}")
-    return os.path.join(cfg.paths.io_root, valset_name(cfg), "external", scores_name(cfg), f"segments_{setting}")
+    return external_paths(cfg.paths.io_root, valset_name(cfg), cfg.scores.scores_from, scores_setting(cfg))[0]
 
 
 def external_results_dir(cfg):
-    return os.path.join(cfg.paths.io_root, "results", valset_name(cfg), f"external_{scores_name(cfg)}")
+    """Results of the --scores_from maps at one threshold (or score quantile): the segment rows depend on it."""
+    return external_paths(cfg.paths.io_root, valset_name(cfg), cfg.scores.scores_from, scores_setting(cfg))[1]
 
 
 def external_command(cfg, stage):
     """The command line that runs `stage` of meta_classification.py on the --scores_from maps of this config."""
     return (f"python meta_classification.py --scores_from {cfg.scores.scores_from} {stage} -val {cfg.evalset.VALSET} "
-            f"--fs_split {cfg.evalset.fs_split} -threshold {cfg.evalset.entropy_threshold} --score_quantile "
-            f"{cfg.scores.score_quantile} --data_root {cfg.paths.data_root} --io_root {cfg.paths.io_root}")
+            f"--fs_split {cfg.evalset.fs_split} --laf_split {cfg.evalset.laf_split} -threshold "
+            f"{cfg.evalset.entropy_threshold} --score_quantile {cfg.scores.score_quantile} --metric_families "
+            f"{cfg.scores.metric_families} -model {cfg.model.MODEL} --optim_target {cfg.model.optim_target} -alpha "
+            f"{cfg.model.pareto_alpha} -epoch {cfg.evalset.val_epoch} --data_root {cfg.paths.data_root} --io_root "
+            f"{cfg.paths.io_root}" + (f" --init_ckpt {cfg.model.init_ckpt}" if cfg.model.init_ckpt else ""))
 
 
 def evaluated_checkpoint(cfg, epoch):

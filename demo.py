@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+import config
+
 MODEL = "DeepLabV3+_TinyResNet"
 BASELINE_EPOCHS = 30
 # The paper fine-tunes for 4 epochs; the small model, trained from scratch, needs more before the obstacles'
@@ -191,11 +193,12 @@ def external_table(io):
     lines = ["| map | | FP segments | FN segments | sIoU | PPV | mean F1 | meta classifier AUROC |",
              "|---|---|---|---|---|---|---|---|"]
     for kind, (flag, value) in EXTERNAL.items():
-        with open(os.path.join(io, "results", "LostAndFound", f"external_{kind}", "results.json")) as f:
+        segments_dir, results_dir = config.external_paths(
+            io, "LostAndFound", os.path.join(io, "external_maps", kind),
+            f"{'q' if flag == '--score_quantile' else 't'}{float(value)}")
+        with open(os.path.join(results_dir, "results.json")) as f:
             report = json.load(f)
         families = " + ".join(report.get("families", []))
-        segments_dir = os.path.join(io, "LostAndFound", "external", kind,
-                                    f"segments_{'q' if flag == '--score_quantile' else 't'}{float(value)}")
         with open(os.path.join(segments_dir, "meta_classifier.json")) as f:
             auroc = json.load(f)["auroc"]
         for name, row in report["rows"].items():

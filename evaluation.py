@@ -6,6 +6,8 @@ With --scores_from DIR it evaluates any method's score maps instead: the rows "e
 `meta_classification.py --scores_from DIR -segment -removal`, "+ meta classifier".
 """
 import dataclasses
+import hashlib
+import json
 import os
 
 import numpy as np
@@ -13,8 +15,8 @@ from tqdm import tqdm
 
 import config
 from src import distributed
-from src.cache import cache_path, checked_cache, checkpoint_identity, has_field, read_cache
-from src.checks import check_output_dir, read_image
+from src.cache import cache_path, cached_images, checked_cache, checkpoint_identity, has_field, read_cache
+from src.checks import check_not_input, check_output_dir, read_image
 from src.dataset import Cityscapes, build_valset, transforms as T
 from src.errors import UserError, run_script
 from src.files import atomic_path, load_json, load_npy, load_npz, save_json
@@ -23,17 +25,18 @@ from src.metaseg.segment_search import load_all_segments
 from src.model import infer_dataset, load_model
 from src.oodmc.moments import moment_features
 from src.oodmc.svm import decision_map, hard_decision_counts, hard_decision_metrics, load_svm
-from src.evaluation.over_cache import binary_labels, component_metrics, pixel_metrics
+from src.evaluation.over_cache import UNIT_SCORES, binary_labels, component_metrics, pixel_metrics
 from src.evaluation.pixel_metrics import PixelMetrics
 from src.evaluation.plots import frames_to_show, save_curves, save_overlay
 from src.evaluation.protocols import PROTOCOLS, build_protocol
-from src.evaluation.report import (earlier_rows, merge_rows, oodmc_table, protocol_entry, results_table,
-                                   save_report, set_protocol_entry)
+from src.evaluation.report import (earlier_rows, merge_rows, oodmc_table, protocol_entry, protocols_in,
+                                   results_table, save_report, set_protocol_entry)
 from src.runtime import use_amp
-from src.evaluation.score_maps import score_map_path, write_score_map
+from src.evaluation.score_maps import FLOAT16_MAX, score_map_path, write_score_map
 from src.evaluation.scores import SCORES, ClassStats
 from src.evaluation.segment_errors import count_segment_errors
-from src.external_maps import ExternalMaps, filtered_score, load_external_segments, removed_mask, score_label_pairs
+from src.external_maps import (ExternalMaps, filtered_score, frame_train_ids, load_external_segments, removed_mask,
+                               score_label_pairs)
 
 GROUPS = {"paths": config.Paths, "run": config.Run, "model": config.Model, "evalset": config.EvalSet,
           "stages": config.EvalStages, "oodmc": config.Oodmc, "scores": config.ScoresFrom}
@@ -51,7 +54,7 @@ def epoch_cache(cfg, dataset, epoch):
     """The inference cache files of checkpoint `epoch`, checked to be complete and made by it."""
     return checked_cache(config.cache_dir(cfg, epoch), len(dataset),
                          checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
-                         config.stage_command(cfg, epoch, "-prepare"), label_identities(dataset))
+                         config.stage_command(cfg, epoch, "-prepare"), label_identities(dataset), dataset.images)
 
 
 def sml_stats_path(checkpoint):
@@ -110,7 +113,7 @@ def evaluate_checkpoint(cfg, dataset, epoch, with_meta):
     checkpoint = config.evaluated_checkpoint(cfg, epoch)
     cache_files = epoch_cache(cfg, dataset, epoch)
     name = "baseline" if epoch == 0 else f"{cfg.model.optim_target} training (epoch {epoch})"
-    identity = search_identity(checkpoint_identity(checkpoint), label_identities(dataset))
+    identity = search_identity(checkpoint_identity(checkpoint), label_identities(dataset), cached_images(cache_files))
     rows = {name: {"checkpoint": checkpoint, "identity": identity}}
     removed = results = None
     if cfg.stages.segment_eval or with_meta:
@@ -140,6 +143,10 @@ def evaluate_checkpoint(cfg, dataset, epoch, with_meta):
                   f"rebuild it with {config.stage_command(cfg, epoch, '-prepare')}")
         masks = removed_masks_of(results, removed) if with_meta else None
         protocols = selected_protocols(cfg)
+        unbinned = [s for s in scores if s not in UNIT_SCORES]
+        if "meta-ood" in protocols and unbinned:
+            print(f"meta-ood protocol: {', '.join(unbinned)} of {name} left out of it: it bins scores on [0, 1] "
+                  "(the other protocols have them)")
         threshold = cfg.evalset.entropy_threshold
         segsize, instsize = COMPONENT_SIZES[cfg.evalset.VALSET]
         metrics = pixel_metrics(cache_files, dataset.train_id_in, dataset.train_id_out, scores, protocols, segsize,
@@ -263,6 +270,20 @@ def count_unlabelled(cfg, dataset):
     return {"num_scored": scored, "num_unlabelled": unlabelled, "left_out": dict(sorted(dataset.left_out.items()))}
 
 
+def check_pixel_classes(cfg, dataset):
+    """-pixel needs in-distribution and OoD pixels among the labels (AUROC, AP and FPR95 compare the two): checked on
+    the label files before any metric is computed, else UserError naming the set."""
+    counts = np.zeros(2, dtype=np.int64)
+    for i in range(len(dataset)):
+        gt_train = frame_train_ids(dataset, i)
+        if gt_train is not None:
+            counts += [(gt_train == dataset.train_id_in).sum(), (gt_train == dataset.train_id_out).sum()]
+    if not counts.all():
+        raise UserError(f"-pixel: the labels of {config.valset_name(cfg)} in {config.valset_root(cfg)} hold "
+                        f"{counts[1]} OoD and {counts[0]} in-distribution pixels, and pixel metrics compare the two; "
+                        "evaluate a set with both (or check its labels), or leave out -pixel")
+
+
 def external_meta_classifier(cfg, maps):
     """(segment results, removed segments per frame, (lowest score of all maps, segment threshold)) of the
     --scores_from maps; each None when meta_classification.py has not searched them (or not run -removal) at
@@ -308,55 +329,81 @@ def measure_pairs(pairs, protocols, segsize, instsize, stored_dtype=None):
     return {name: accumulator.compute() for name, accumulator in accumulators.items()}
 
 
+def check_export_values(values, maps):
+    """--export_smiyc writes float16, as the benchmark reads it: finite scores beyond its range would turn into
+    inf, so they are refused, before the first file, with a factor that brings them into it."""
+    largest = max(abs(values.low), abs(values.high))
+    if largest > FLOAT16_MAX:
+        factor = 10 ** int(np.ceil(np.log10(largest / FLOAT16_MAX)))
+        raise UserError(f"--export_smiyc: the score maps in {maps.directory} reach {largest:.6g}, beyond "
+                        f"{FLOAT16_MAX:g}, the largest value of the float16 submission files, where they would read "
+                        f"inf; divide the maps by {factor} (the ranking stays the same), then search their segments "
+                        "and train the meta classifier again at the scaled threshold")
+
+
 def evaluate_external(cfg, dataset):
     """-pixel and -segment of the --scores_from maps, before and after the meta classifier; --export_smiyc
     writes the maps after it."""
     maps = ExternalMaps(cfg.scores.scores_from, dataset)
+    out_dir = config.external_results_dir(cfg)
+    evaluating = cfg.stages.pixel_eval or cfg.stages.segment_eval
+    earlier = earlier_rows(os.path.join(out_dir, "results.json")) if evaluating else {}  # named before any work
     results, removed, low_threshold = external_meta_classifier(cfg, maps)
     removed_pixels = None if removed is None else (lambda i: removed_mask(results[i]["components"], removed[i]))
+    if cfg.stages.export_smiyc and removed is None:
+        raise UserError(f"--export_smiyc with --scores_from writes the maps after the meta classifier, which has "
+                        f"not run; run {config.external_command(cfg, '-segment -removal')}")
+    if evaluating:
+        frames_scored = count_unlabelled(cfg, dataset)
+    if cfg.stages.pixel_eval:
+        check_pixel_classes(cfg, dataset)
+    if cfg.stages.export_smiyc or cfg.stages.pixel_eval:
+        values = maps.check_values()
+        if cfg.stages.export_smiyc:
+            check_export_values(values, maps)
     if cfg.stages.export_smiyc:
-        if removed is None:
-            raise UserError(f"--export_smiyc with --scores_from writes the maps after the meta classifier, which has "
-                            f"not run; run {config.external_command(cfg, '-segment -removal')}")
         for i in tqdm(range(len(maps)), desc="SMIYC export", unit="frame"):
             write_score_map(score_map_path(cfg.stages.export_smiyc, dataset.frame_name(i)),
                             filtered_score(maps.score(i), removed_pixels(i), *low_threshold))
         print(f"--export_smiyc: {len(maps)} score maps after the meta classifier -> {cfg.stages.export_smiyc}")
-    if not (cfg.stages.pixel_eval or cfg.stages.segment_eval):
+    if not evaluating:
         return None
-    frames_scored = count_unlabelled(cfg, dataset)
-    rows = {"external": {"scores_from": os.path.abspath(cfg.scores.scores_from)}}
+    source = os.path.realpath(cfg.scores.scores_from)
+    identity = f"score maps {hashlib.sha256(json.dumps(maps.identity()).encode()).hexdigest()[:16]}"
+    rows = {"external": {"scores_from": source, "identity": identity}}
     if results is not None:
         fp, fn = count_segment_errors(results)
         rows["external"]["segments"] = {"fp": fp, "fn": fn}
     if removed is not None:
         fp, fn = count_segment_errors(results, removed)
-        rows["+ meta classifier"] = {"scores_from": rows["external"]["scores_from"], "segments": {"fp": fp, "fn": fn}}
+        meta_file = os.path.join(config.external_segments_dir(cfg), "meta_classifier.npz")
+        rows["+ meta classifier"] = {"scores_from": source, "segments": {"fp": fp, "fn": fn},
+                                     "identity": f"{identity}, meta classifier {files_identity([meta_file])}"}
     segsize, instsize = COMPONENT_SIZES[cfg.evalset.VALSET]
-    protocols = selected_protocols(cfg)
     for name, masks in (("external", None), ("+ meta classifier", removed_pixels)):
         if name not in rows or not cfg.stages.pixel_eval:
             continue
         # smiyc reads the filtered maps as --export_smiyc stores them, in float16
-        measured = measure_pairs(lambda: score_label_pairs(maps, masks, *(low_threshold or ())), protocols, segsize,
-                                 instsize, None if masks is None else np.float16)
+        measured = measure_pairs(lambda: score_label_pairs(maps, masks, *(low_threshold or ())),
+                                 selected_protocols(cfg), segsize, instsize, None if masks is None else np.float16)
         for protocol, result in measured.items():
             set_protocol_entry(rows[name], protocol, {"score": result}, result.pop("component", None))
-    out_dir = config.external_results_dir(cfg)
+    rows = merge_rows(earlier, rows)
+    protocols = protocols_in(rows, PROTOCOLS) or selected_protocols(cfg)
     report = {"valset": config.valset_name(cfg), "num_images": len(dataset), **frames_scored,
-              "scores_from": os.path.abspath(cfg.scores.scores_from), "protocol": cfg.stages.protocol,
-              "protocols": protocols, "rows": rows, "config": cfg.to_dict()}
+              "scores_from": source, "protocol": cfg.stages.protocol, "protocols": protocols, "rows": rows,
+              "config": cfg.to_dict()}
     if results is not None:
         report["families"] = load_json(os.path.join(config.external_segments_dir(cfg), "segments.json"),
                                        f"search again with {config.external_command(cfg, '-segment')}")["families"]
     table = results_table(rows, protocols, score="score", meta_score="score")
-    save_report(out_dir, "results", report, f"{config.valset_name(cfg)}: score maps of {cfg.scores.scores_from} "
-                f"(protocol: {cfg.stages.protocol})", table)
+    save_report(out_dir, "results", report, f"{config.valset_name(cfg)}: score maps of {source} at "
+                f"{config.scores_setting(cfg)} (protocols: {', '.join(protocols)})", table)
     curves = {name: protocol_entry(row, protocols[0])["pixel"]["score"] for name, row in rows.items()
               if "pixel" in protocol_entry(row, protocols[0])}
     if curves:
         save_curves(curves, os.path.join(out_dir, "roc.png"), os.path.join(out_dir, "pr.png"),
-                    f"{config.valset_name(cfg)}, {config.scores_name(cfg)}")
+                    f"{config.valset_name(cfg)}, {os.path.basename(source)}")
     print(table)
     print(f"Results in {out_dir}")
     return report
@@ -370,8 +417,11 @@ def main(cfg):
     dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), config.valset_split(cfg))
     epoch = cfg.evalset.val_epoch
     check_output_dir(config.results_dir(cfg, epoch), "--io_root")
+    inputs = {"--scores_from": cfg.scores.scores_from, f"-val {cfg.evalset.VALSET}": config.valset_root(cfg)}
+    check_not_input(cfg.paths.io_root, "--io_root", inputs)
     if cfg.stages.export_smiyc:
         check_output_dir(cfg.stages.export_smiyc, "--export_smiyc")
+        check_not_input(cfg.stages.export_smiyc, "--export_smiyc", inputs)
     frames = named_frames(cfg, dataset)
     if cfg.scores.scores_from:
         if cfg.stages.moment or cfg.stages.sml_stats:
@@ -387,11 +437,17 @@ def main(cfg):
         for e in sorted({0, epoch}):
             if e == epoch or os.path.isfile(config.checkpoint_path(cfg, e) or ""):
                 measure_sml_stats(cfg, ctx, e)
+    evaluating = cfg.stages.pixel_eval or cfg.stages.segment_eval
+    out_dir = config.threshold_results_dir(cfg, epoch)
+    if evaluating:  # a damaged results file or a set the metrics cannot measure is named before any work
+        frames_scored = count_unlabelled(cfg, dataset)
+        earlier = earlier_rows(os.path.join(out_dir, "results.json"))
+        if cfg.stages.pixel_eval:
+            check_pixel_classes(cfg, dataset)
     if cfg.stages.export_smiyc:
         export_smiyc(cfg, dataset, epoch, cfg.stages.export_smiyc)
-    if not (cfg.stages.pixel_eval or cfg.stages.segment_eval):
+    if not evaluating:
         return None
-    frames_scored = count_unlabelled(cfg, dataset)
 
     rows = {}
     if epoch != 0:
@@ -402,14 +458,13 @@ def main(cfg):
     evaluated, results, removed = evaluate_checkpoint(cfg, dataset, epoch, with_meta=cfg.stages.segment_eval)
     rows.update(evaluated)
 
-    out_dir = config.threshold_results_dir(cfg, epoch)
-    rows = merge_rows(earlier_rows(os.path.join(out_dir, "results.json")), rows)
-    protocols = selected_protocols(cfg)
+    rows = merge_rows(earlier, rows)
+    protocols = protocols_in(rows, PROTOCOLS) or selected_protocols(cfg)
     report = {"valset": config.valset_name(cfg), "num_images": len(dataset), **frames_scored,
               "protocol": cfg.stages.protocol, "protocols": protocols, "rows": rows, "config": cfg.to_dict()}
     table = results_table(rows, protocols)
     save_report(out_dir, "results", report, f"{config.valset_name(cfg)}: {config.run_name(cfg, epoch)} "
-                f"(protocol: {cfg.stages.protocol})", table)
+                f"(protocols: {', '.join(protocols)})", table)
     curves = {name: protocol_entry(row, protocols[0])["pixel"]["entropy+meta" if name == "+ meta classifier"
                                                                 else "entropy"]
               for name, row in rows.items() if "pixel" in protocol_entry(row, protocols[0])}

@@ -19,15 +19,15 @@ from tqdm import tqdm
 
 import config
 from src import distributed
-from src.cache import (cache_arrays, cache_path, checked_cache, checkpoint_identity, is_current, read_cache,
-                       write_cache_arrays)
-from src.checks import check_labels, check_output_dir
+from src.cache import (cache_arrays, cache_path, cached_images, checked_cache, checkpoint_identity, is_current,
+                       read_cache, write_cache_arrays)
+from src.checks import check_labels, check_not_input, check_output_dir
 from src.dataset import build_valset
 from src.errors import UserError, ignore_interrupt, run_script
 from src.files import atomic_path, load_json, load_npz, save_json
 from src.evaluation.score_maps import read_score_map
 from src.external_maps import ExternalMaps, frame_train_ids, load_external_segments, score_quantile, search_frame
-from src.identity import label_identities, search_identity
+from src.identity import image_identity, label_identities, search_identity
 from src.meta_classifier import classifier_scores, cross_validated_fp_probability, segments_to_dataset
 from src.metaseg.segment_search import (load_all_segments, save_segments, searched_checkpoint, segment_search,
                                        segments_path)
@@ -52,7 +52,7 @@ def epoch_cache(cfg, dataset, epoch):
     """The inference cache files of checkpoint `epoch`, checked to be complete and made by it."""
     return checked_cache(config.cache_dir(cfg, epoch), len(dataset),
                          checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
-                         config.stage_command(cfg, epoch, "-prepare"), label_identities(dataset))
+                         config.stage_command(cfg, epoch, "-prepare"), label_identities(dataset), dataset.images)
 
 
 def prepare(cfg, ctx, dataset, epoch):
@@ -62,7 +62,8 @@ def prepare(cfg, ctx, dataset, epoch):
     identity = checkpoint_identity(config.evaluated_checkpoint(cfg, epoch))
     labels = label_identities(dataset)
     cache_dir = config.cache_dir(cfg, epoch)
-    todo = [i for i in range(len(dataset)) if not is_current(cache_path(cache_dir, i), identity, labels[i])]
+    todo = [i for i in range(len(dataset))
+            if not is_current(cache_path(cache_dir, i), identity, labels[i], dataset.images[i])]
     if ctx.is_main:
         print(f"-prepare: {len(dataset) - len(todo)} of {len(dataset)} images already cached in {cache_dir}")
     mine = distributed.shard(todo, ctx)
@@ -82,7 +83,7 @@ def prepare(cfg, ctx, dataset, epoch):
                            logits.amax(0).cpu().numpy(), target.numpy().astype(np.uint8), dataset.label_ids(i),
                            {"image_path": dataset.images[i], "frame_name": dataset.frame_name(i),
                             "has_label": dataset.has_label(i), "checkpoint": identity, "labels": labels[i],
-                            "model": cfg.model.MODEL},
+                            "model": cfg.model.MODEL, **image_identity(dataset.images[i])},
                            torch.logsumexp(logits, 0).cpu().numpy())
                     if writers is None:
                         write_cache_arrays(*job)
@@ -107,12 +108,13 @@ def _search_one(job):
 
 def search_segments(cfg, ctx, dataset, epoch):
     """Segment search of every image without a results file (this rank's share), in worker processes."""
-    identity = search_identity(checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)), label_identities(dataset))
     cache_files = epoch_cache(cfg, dataset, epoch)
+    identity = search_identity(checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)), label_identities(dataset),
+                               cached_images(cache_files))
     out_dir = config.segments_dir(cfg, epoch)
     threshold = cfg.evalset.entropy_threshold
     if ctx.is_main and searched_checkpoint(out_dir) not in (None, identity):
-        print(f"-segment: the results in {out_dir} come from another checkpoint's cache or other labels; "
+        print(f"-segment: the results in {out_dir} come from another checkpoint's cache or other labels or images; "
               "searching again")
         shutil.rmtree(out_dir)
     distributed.barrier(ctx)
@@ -148,9 +150,10 @@ def require_labels(cfg, dataset):
 def meta_classify(cfg, dataset, epoch):
     """Cross-validated meta classifier on the segments of `epoch`; saves which segments it removes."""
     require_labels(cfg, dataset)
+    cache_files = epoch_cache(cfg, dataset, epoch)
     results = load_all_segments(config.segments_dir(cfg, epoch), len(dataset),
                                 search_identity(checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
-                                                label_identities(dataset)),
+                                                label_identities(dataset), cached_images(cache_files)),
                                 config.stage_command(cfg, epoch, "-segment"))
     remove_false_positives(cfg, results, config.segments_dir(cfg, epoch))
 
@@ -199,12 +202,42 @@ def softmax_cache(cfg, dataset, epoch):
     return epoch_cache(cfg, dataset, epoch)
 
 
+def check_search_values(cfg, maps):
+    """The maps' values fit a segment search at -threshold: finite segment metrics, and a threshold inside the
+    scores' range; else UserError saying the range and what to pass. Returns the range as text."""
+    values = maps.check_values()
+    if values.posinf:
+        raise UserError(f"--scores_from: {len(values.posinf)} of {len(maps)} score maps in {maps.directory} hold +inf "
+                        f"({', '.join(values.posinf[:5])}), which makes the metrics of their segments infinite and the "
+                        "meta classifier untrainable; write finite scores (e.g. +inf replaced by the largest finite "
+                        "score of the maps)")
+    if cfg.scores.score_quantile > 0:
+        return values.describe()
+    threshold, flag = cfg.evalset.entropy_threshold, f"-threshold {cfg.evalset.entropy_threshold}"
+    hint = "pass a threshold inside the scores' range, or --score_quantile q (segments at the q quantile of the scores)"
+    if values.is_integer() and values.high > 1:
+        # -threshold lies in [0, 1]: on integer scores every such threshold keeps all pixels above 0, which
+        # is a threshold meant for scores in [0, 1] applied to, e.g., 0..255
+        raise UserError(f"{flag} on the integer score maps in {maps.directory} (scores {values.describe()}) keeps "
+                        "every pixel above 0; pass --score_quantile q (segments at the q quantile of the scores), or "
+                        f"write float scores in [0, 1] (e.g. value / {values.high:g})")
+    if threshold > values.high:
+        raise UserError(f"{flag} lies above every score of the maps in {maps.directory} ({values.describe()}), so "
+                        f"no segment would be found; {hint}")
+    if threshold <= values.low:
+        raise UserError(f"{flag} lies at or below every score of the maps in {maps.directory} ({values.describe()}), "
+                        f"so all pixels would be segments; {hint}")
+    return values.describe()
+
+
 def search_external_segments(cfg, dataset, maps, epoch):
     """Segments of every --scores_from map at -threshold (or --score_quantile), with their metrics, in workers."""
+    scores_range = check_search_values(cfg, maps)
     cache_files = softmax_cache(cfg, dataset, epoch)
     families = ["score_map"] + (["softmax"] if cache_files else [])
     source = {"scores_from": maps.identity(), "families": families,
-              "softmax_checkpoint": checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)) if cache_files else None}
+              "softmax_checkpoint": checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)) if cache_files else None,
+              "softmax_images": cached_images(cache_files) if cache_files else None}
     out_dir = config.external_segments_dir(cfg)
     if searched_checkpoint(out_dir) not in (None, source):
         print(f"-segment: the results in {out_dir} come from other score maps or metric families; searching again")
@@ -215,8 +248,8 @@ def search_external_segments(cfg, dataset, maps, epoch):
              dataset.train_id_out)
             for i in range(len(dataset)) if not os.path.isfile(segments_path(out_dir, i))]
     print(f"-segment: score >= {threshold:.6g}" + (f" (the {quantile} quantile)" if quantile > 0 else "") +
-          f", metric families {' + '.join(families)}; {len(dataset) - len(jobs)} of {len(dataset)} frames already "
-          f"searched in {out_dir}")
+          f" (the maps' scores: {scores_range}), metric families {' + '.join(families)}; "
+          f"{len(dataset) - len(jobs)} of {len(dataset)} frames already searched in {out_dir}")
     save_json({"checkpoint": source, "threshold": threshold, "score_quantile": quantile, "families": families,
                "num_images": len(dataset), "config": cfg.to_dict()}, os.path.join(out_dir, "segments.json"))
     run_jobs(_search_external_one, jobs, cfg.run.num_workers, dict(desc="segment search", unit="frame"))
@@ -332,11 +365,13 @@ def main(cfg):
     dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), config.valset_split(cfg))
     epoch = cfg.evalset.val_epoch
     check_output_dir(config.run_dir(cfg, epoch), "--io_root")
-    if stages.moment:
+    check_not_input(cfg.paths.io_root, "--io_root", {"--scores_from": cfg.scores.scores_from,
+                                                     f"-val {cfg.evalset.VALSET}": config.valset_root(cfg)})
+    if stages.moment or stages.SVM:
         try:
             split_images(len(dataset), cfg.oodmc.SVM_eval_subsize, cfg.run.seed)
         except ValueError as error:
-            raise UserError(f"-moment: {error}")
+            raise UserError(f"{'-moment' if stages.moment else '-SVM'}: {error}")
     started = time.time()
     if cfg.scores.scores_from:
         if ctx.world_size > 1:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import config  # noqa: E402
 import demo as demo_script  # noqa: E402
 
 MODEL, BASELINE_EPOCHS, OOD_EPOCHS = demo_script.MODEL, demo_script.BASELINE_EPOCHS, demo_script.OOD_EPOCHS
@@ -56,11 +57,11 @@ def measure(demo, kind, families):
     run("meta_classification.py", *common, "-segment", "-removal", "--metric_families", families)
     run("evaluation.py", *common, "-pixel", "-segment")
     flag, value = MAPS[kind]
-    segments = os.path.join(io, "LostAndFound", "external", kind,
-                            f"segments_{'q' if flag == '--score_quantile' else 't'}{float(value)}")
+    segments, results = config.external_paths(io, "LostAndFound", maps,
+                                              f"{'q' if flag == '--score_quantile' else 't'}{float(value)}")
     with open(os.path.join(segments, "meta_classifier.json")) as f:
         summary = json.load(f)
-    with open(os.path.join(io, "results", "LostAndFound", f"external_{kind}", "results.json")) as f:
+    with open(os.path.join(results, "results.json")) as f:
         rows = json.load(f)["rows"]
     return summary, rows
 

@@ -21,7 +21,7 @@ import torch
 from src.errors import UserError
 from src.evaluation.scores import normalized_entropy_tensor
 from src.files import atomic_path
-from src.identity import checkpoint_identity  # noqa: F401  (the identity every cache user compares)
+from src.identity import checkpoint_identity, same_image  # noqa: F401  (the identity every cache user compares)
 
 # zstd level 1: level 3 gains 3% in size and costs twice the write time; lz4 is as fast and 15% larger,
 # gzip as small and 5-10x slower (bench/cache_size.py); one thread, as the writer processes run in parallel
@@ -99,21 +99,23 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def is_current(path, identity, labels=None):
+def is_current(path, identity, labels=None, image=None):
     """True when `path` is a readable cache file of this format made by the checkpoint `identity` (and, when
-    given, from the label files of identity `labels`); an interrupted write leaves no file: writes are atomic."""
+    given, from the label files of identity `labels` and the image file `image`, see src.identity.same_image);
+    an interrupted write leaves no file: writes are atomic."""
     try:
         with h5py.File(path, "r") as f:
             return (all(key in f for key in FIELDS) and f.attrs.get("checkpoint") == identity
-                    and (labels is None or f.attrs.get("labels") == labels))
+                    and (labels is None or f.attrs.get("labels") == labels)
+                    and (image is None or same_image({k: _plain(v) for k, v in f.attrs.items()}, image)))
     except OSError:
         return False
 
 
-def checked_cache(cache_dir, num_images, identity, make_command, labels=None):
+def checked_cache(cache_dir, num_images, identity, make_command, labels=None, images=None):
     """Paths of the `num_images` cache files of a run, after checking that all exist and were made by the
-    checkpoint `identity` (see src.identity) from the labels `labels` (one identity per image, or None);
-    else UserError saying what is wrong and `make_command`."""
+    checkpoint `identity` (see src.identity) from the labels `labels` (one identity per image, or None) and the
+    image files `images` (or None); else UserError saying what is wrong and `make_command`."""
     paths = [cache_path(cache_dir, i) for i in range(num_images)]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
@@ -129,7 +131,18 @@ def checked_cache(cache_dir, num_images, identity, make_command, labels=None):
     if relabelled:
         raise UserError(f"the labels of {len(relabelled)} images changed since they were cached (first: "
                         f"{relabelled[0]}); cache them again with: {make_command}")
+    changed = [(p, image) for p, image in zip(paths, images or [None] * num_images) if not is_current(p, identity,
+                                                                                                     image=image)]
+    if changed:
+        raise UserError(f"{len(changed)} images changed since they were cached, or their cache predates image "
+                        f"identities (first: {changed[0][1]}, cached in {changed[0][0]}); cache them again with: "
+                        f"{make_command}")
     return paths
+
+
+def cached_images(paths):
+    """The image digest each cache file of `paths` records (checked_cache compares it with the image)."""
+    return [str(read_attrs(path).get("image_digest")) for path in paths]
 
 
 def _attr(path, key):

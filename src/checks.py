@@ -23,6 +23,21 @@ def check_output_dir(path, flag):
         raise UserError(f"{flag} {path}: {existing} is not writable for this user; pass a directory you may write")
 
 
+def check_not_input(path, flag, inputs):
+    """The output folder `path` (named by `flag`) is neither one of the folders a run reads (`inputs`: {flag: folder};
+    empty folders are skipped) nor inside one: a run never writes into a folder the user gave it as input.
+    Real paths are compared, so a symbolic link or another spelling of the same folder is noticed too."""
+    real = os.path.realpath(path)
+    for name, folder in inputs.items():
+        if not folder:
+            continue
+        source = os.path.realpath(folder)
+        if real == source or real.startswith(source.rstrip(os.sep) + os.sep):
+            where = "is the folder" if real == source else f"lies inside the folder {folder}"
+            raise UserError(f"{flag} {path} {where} of {name}, which this run reads, so its files would be "
+                            f"overwritten or mixed with the outputs; pass {flag} a folder outside it")
+
+
 def open_image(path, kind="image"):
     """The image `path` opened lazily (header only: its size is known, its pixels are not decoded yet)."""
     try:

@@ -25,7 +25,8 @@ def _os_error_message(error):
     path = error.filename if error.filename is not None else "a file"
     if error.errno in _FULL:
         return (f"no space left to write {path} ({error.strerror}); free space on that disk (or pass another "
-                f"--io_root) and run again: the files written before are kept, and no partial file was left")
+                f"--io_root, or --export_smiyc for submission files) and run again: the files written before are "
+                f"kept, and no partial file was left")
     if isinstance(error, FileNotFoundError):
         if error.filename is None:  # raised by our own code with a full message
             return str(error)

@@ -5,14 +5,18 @@ The maps are in the SegmentMeIfYouCan submission layout (src/evaluation/score_ma
 the dataset's train-id label files; frames without labels are all void. meta_classification.py and
 evaluation.py call this with `--scores_from DIR`.
 """
+import dataclasses
+import hashlib
 import os
 
+import h5py
 import numpy as np
 from PIL import Image
 
 from src.errors import UserError
 from src.evaluation.over_cache import binary_labels
 from src.files import load_json
+from src.identity import label_identities
 from src.evaluation.score_maps import check_score_map_shapes, read_score_map, score_map_files
 from src.metaseg.metrics import compute_metrics_components
 from src.metaseg.score_segments import ground_truth_components, score_segment_metrics, segment_targets
@@ -65,10 +69,57 @@ class ExternalMaps:
         return gt_train == self.dataset.ignore_index
 
     def identity(self):
-        """What identifies the maps: the directory and the size and modification time of every file."""
+        """What a segment search of the maps is made from: the directory, the size and modification time of every
+        map, and the contents of the frames' label files (fixed labels make other targets and ground truth)."""
         stats = [os.stat(p) for p in self.paths]
+        labels = hashlib.sha256("\n".join(label_identities(self.dataset)).encode()).hexdigest()[:16]
         return {"directory": os.path.abspath(self.directory),
-                "files": [[os.path.basename(p), s.st_size, s.st_mtime_ns] for p, s in zip(self.paths, stats)]}
+                "files": [[os.path.basename(p), s.st_size, s.st_mtime_ns] for p, s in zip(self.paths, stats)],
+                "labels": labels}
+
+    def check_values(self):
+        """Read every map once: UserError naming the maps that hold NaN (no metric has a meaning then); else a
+        MapValues of the range of the scores, their dtypes and the maps holding +inf."""
+        nan, posinf, dtypes = [], [], set()
+        low, high = np.inf, -np.inf
+        for i, path in enumerate(self.paths):
+            with h5py.File(path, "r") as f:
+                dtypes.add(f["value"].dtype.name)
+            score = self.score(i)
+            missing = int(np.isnan(score).sum())
+            if missing:
+                nan.append(f"{os.path.basename(path)}: {missing} pixels")
+                continue
+            finite = score[np.isfinite(score)]
+            if finite.size < score.size and np.isposinf(score).any():
+                posinf.append(os.path.basename(path))
+            if finite.size:
+                low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+        if nan:
+            raise UserError(f"--scores_from: {len(nan)} of {len(self.paths)} score maps in {self.directory} hold NaN "
+                            f"({_shown(nan)}); write a score at every pixel (e.g. the map's lowest where the method "
+                            "gives none)")
+        return MapValues(low, high, sorted(dtypes), posinf)
+
+
+@dataclasses.dataclass
+class MapValues:
+    """What ExternalMaps.check_values found: the lowest and highest finite score, the maps' dtype names, and the
+    maps (file names) that hold +inf."""
+    low: float
+    high: float
+    dtypes: list
+    posinf: list
+
+    def describe(self):
+        return f"{self.low:.6g} .. {self.high:.6g}, {'/'.join(self.dtypes)}"
+
+    def is_integer(self):
+        return any(np.dtype(name).kind in "iu" for name in self.dtypes)
+
+
+def _shown(names, limit=5):
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _order_keys(values):
@@ -189,5 +240,6 @@ def load_external_segments(out_dir, maps, make_command):
     record = load_json(path, f"search again with: {make_command}")
     if record["checkpoint"]["scores_from"] != maps.identity():
         raise UserError(f"the segments in {out_dir} come from other or since changed score maps than those in "
-                        f"{maps.directory}, --scores_from; search again with: {make_command}")
+                        f"{maps.directory}, --scores_from, or from labels changed since; search again with: "
+                        f"{make_command}")
     return record, load_all_segments(out_dir, len(maps), record["checkpoint"], make_command)

@@ -24,9 +24,13 @@ import pytest
 import torch
 from PIL import Image
 
+import config
+from src.dataset import build_valset
 from src.errors import UserError
+from src.evaluation.score_maps import score_map_path
 from src.identity import sidecar_path
 from src.oodmc.svm import load_svm
+from tests.test_external_maps import hand_made_maps
 from tests.test_meta_classification import MODEL
 
 REPO = Path(__file__).resolve().parents[1]
@@ -447,3 +451,234 @@ def test_a_full_disk_ends_in_one_line_naming_the_file_and_leaves_no_partial_file
                                                                 "-prepare"), preexec_fn=_small_files_only)
     assert_refused(result, "meta_classification.py", "no space left to write", io_root / "LostAndFound" / RUN / "cache")
     assert not temporary_files(io_root) and not list(io_root.rglob("*.h5"))
+
+
+# ---- any method's score maps, protocols, merged results and exports (issue 27)
+
+
+def maps_args(data_root, io_root, maps, checkpoint, *argv):
+    """Flags of stages 2 and 3 on the score maps of `maps`, segments at score >= 0.5."""
+    return stage_args(data_root, io_root, checkpoint, "--scores_from", maps, "-threshold", "0.5", *argv)
+
+
+def write_maps(data_root, folder, change=None):
+    """hand_made_maps of the LostAndFound-like set of `data_root` into `folder`, each map first passed through
+    change(index, score) when given (to break it)."""
+    dataset = build_valset("LostAndFound", str(data_root / "lost_and_found"), "test")
+    hand_made_maps(dataset, folder)
+    if change is not None:
+        for i in range(len(dataset)):
+            path = score_map_path(folder, dataset.frame_name(i))
+            with h5py.File(path, "r") as f:
+                score = f["value"][()].astype(np.float32)
+            score = change(i, score)
+            path_tmp = Path(path)
+            path_tmp.unlink()
+            with h5py.File(path, "w") as f:  # any dtype the user may write
+                f.create_dataset("value", data=score)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def searched_maps(prepared_world, tiny_checkpoints, tmp_path_factory):
+    """(maps folder, io root): hand-made maps of the tiny LostAndFound set, searched and meta-classified at
+    -threshold 0.5 and evaluated. The maps stay where they are (outputs are keyed by their path); tests copy
+    the io root before changing it."""
+    root = tmp_path_factory.mktemp("searched_maps")
+    maps = write_maps(prepared_world, root / "maps")
+    io_root = root / "io"
+    args = maps_args(prepared_world, io_root, maps, tiny_checkpoints[1])
+    for script, extra in (("meta_classification.py", ["-segment", "-removal", "--meta_cv", "loo"]),
+                          ("evaluation.py", [])):
+        result = run_cli(script, *args, *extra)
+        assert result.code == 0, result.err[-3000:]
+    return maps, io_root
+
+
+def test_an_export_into_the_maps_it_reads_is_refused_and_the_maps_stay(searched_maps, prepared_world,
+                                                                        tiny_checkpoints, tmp_path):
+    maps, evaluated_io = searched_maps
+    io_root = tmp_path / "io"
+    shutil.copytree(evaluated_io, io_root)
+    kept = checksums(maps)
+    link = tmp_path / "link"
+    link.symlink_to(maps)
+    for target in (maps, link, maps / "filtered"):
+        result = run_cli("evaluation.py", *maps_args(prepared_world, io_root, maps, tiny_checkpoints[1],
+                                                     "--export_smiyc", target))
+        assert_refused(result, "evaluation.py", f"--export_smiyc {target}", "--scores_from", "outside")
+    result = run_cli("meta_classification.py", *maps_args(prepared_world, maps / "io", maps, tiny_checkpoints[1],
+                                                          "-segment"))
+    assert_refused(result, "meta_classification.py", "--io_root", "--scores_from")
+    assert checksums(maps) == kept
+
+
+def test_two_map_folders_of_one_name_keep_their_own_outputs(searched_maps, prepared_world, tiny_checkpoints,
+                                                            tmp_path):
+    maps, evaluated_io = searched_maps
+    io_root = tmp_path / "io"
+    shutil.copytree(evaluated_io, io_root)
+    kept = checksums(io_root)
+    other = write_maps(prepared_world, tmp_path / "b" / "maps", lambda i, score: score * 0.9)
+    args = maps_args(prepared_world, io_root, other, tiny_checkpoints[1])
+    assert run_cli("meta_classification.py", *args, "-segment", "-removal", "--meta_cv", "loo").code == 0
+    assert run_cli("evaluation.py", *args).code == 0
+    after = checksums(io_root)
+    assert {path: after.get(path) for path in kept} == kept, "the maps of b/maps replaced those of a/maps"
+    assert len(list(io_root.rglob("meta_classifier.npz"))) == 2 and len(list(io_root.rglob("results.json"))) == 2
+
+
+def test_labels_changed_after_a_maps_search_are_noticed(searched_maps, prepared_world, tiny_checkpoints, tmp_path):
+    maps, evaluated_io = searched_maps
+    data_root = copy_valset(prepared_world, tmp_path)
+    io_root = tmp_path / "io"
+    shutil.copytree(evaluated_io, io_root)
+    for label in sorted((data_root / "lost_and_found" / "gtCoarse").rglob("*_labelTrainIds.png")):
+        values = np.array(Image.open(label))
+        values[values == 2] = 1  # the objects relabelled as road: no OoD pixel is left
+        Image.fromarray(values).save(label)
+    args = maps_args(data_root, io_root, maps, tiny_checkpoints[1])
+    assert_refused(run_cli("evaluation.py", *args, "-segment"), "evaluation.py", "labels changed", "-segment")
+    assert run_cli("meta_classification.py", *args, "-segment").code == 0
+    result = run_cli("evaluation.py", *args, "-segment")
+    assert result.code == 0, result.err[-2000:]
+    results = Path(config.external_paths(str(io_root), "LostAndFound", str(maps), "t0.5")[1]) / "results.json"
+    searched = json.loads((evaluated_io / results.relative_to(io_root)).read_text())["rows"]["external"]["segments"]
+    segments = json.loads(results.read_text())["rows"]["external"]["segments"]
+    # no OoD pixel is left: no object can be missed, and every segment, object or blob, is a false positive
+    assert segments == {"fp": searched["fp"] + 4, "fn": 0}, (searched, segments)
+    # the neighbour: -pixel on a set without any OoD pixel is one line, before any metric
+    result = run_cli("evaluation.py", *args, "-pixel")
+    assert_refused(result, "evaluation.py", "-pixel", "0 OoD", str(data_root / "lost_and_found"))
+    result = run_cli("evaluation.py", *stage_args(data_root, io_root, tiny_checkpoints[1], "-pixel"))
+    assert_refused(result, "evaluation.py", "-pixel", "0 OoD", str(data_root / "lost_and_found"))
+
+
+def test_an_image_replaced_after_prepare_is_noticed_and_cached_again(evaluated, prepared_world, tiny_checkpoints,
+                                                                     tmp_path):
+    data_root = copy_valset(prepared_world, tmp_path)
+    io_root = tmp_path / "io"
+    shutil.copytree(evaluated, io_root)
+    shutil.copy(_image(data_root, 1), _image(data_root, 0))  # another photo under the same name, labels unchanged
+    args = stage_args(data_root, io_root, tiny_checkpoints[1], "--num_visualizations", "0")
+    assert_refused(run_cli("evaluation.py", *args), "evaluation.py", "1 images changed", _image(data_root, 0),
+                   "-prepare")
+    result = run_cli("meta_classification.py", *args[:-2])
+    assert result.code == 0, result.err[-2000:]
+    assert "-prepare: 2 of 3 images already cached" in result.out and "searching again" in result.out
+    assert run_cli("evaluation.py", *args).code == 0
+    copied = tmp_path / "copied"  # a copied data root (new times, same content) keeps the caches
+    shutil.copytree(data_root, copied)
+    result = run_cli("meta_classification.py", *stage_args(copied, io_root, tiny_checkpoints[1], "-prepare"))
+    assert "-prepare: 3 of 3 images already cached" in result.out
+
+
+def test_results_of_thresholds_and_protocols_sit_side_by_side(searched_maps, prepared_world, tiny_checkpoints,
+                                                              tmp_path):
+    maps, evaluated_io = searched_maps
+    io_root = tmp_path / "io"
+    shutil.copytree(evaluated_io, io_root)
+    args = maps_args(prepared_world, io_root, maps, tiny_checkpoints[1])
+    results = Path(config.external_paths(str(io_root), "LostAndFound", str(maps), "t0.5")[1]) / "results.json"
+    first = json.loads(results.read_text())["rows"]
+    result = run_cli("evaluation.py", *args, "-pixel", "--protocol", "smiyc")
+    assert result.code == 0, result.err[-2000:]
+    rows = json.loads(results.read_text())["rows"]
+    for name in ("external", "+ meta classifier"):
+        assert rows[name]["pixel"] == first[name]["pixel"] and rows[name]["segments"] == first[name]["segments"]
+        assert "smiyc" in rows[name]["protocols"]
+    assert "| external | smiyc |" in result.out and "| external | exact |" in result.out
+    kept = checksums(results.parent)
+    assert run_cli("meta_classification.py", *args[:-1], "0.6", "-segment", "-removal", "--meta_cv", "loo").code == 0
+    assert run_cli("evaluation.py", *args[:-1], "0.6").code == 0
+    assert checksums(results.parent) == kept, "-threshold 0.6 replaced the results of 0.5"
+    # a damaged results file is named before any metric is computed
+    results.write_text('{"rows": ')
+    result = run_cli("evaluation.py", *args)
+    assert_refused(result, "evaluation.py", results)
+    assert "pixel metrics" not in result.err and "SMIYC" not in result.err
+
+
+def test_a_checkpoint_row_keeps_the_protocols_of_earlier_runs(evaluated, prepared_world, tiny_checkpoints, tmp_path):
+    io_root = tmp_path / "io"
+    shutil.copytree(evaluated, io_root)
+    args = stage_args(prepared_world, io_root, tiny_checkpoints[1], "--num_visualizations", "0")
+    results = io_root / "results" / "LostAndFound" / RUN / "t0.7" / "results.json"
+    exact = json.loads(results.read_text())["rows"]["baseline"]
+    result = run_cli("evaluation.py", *args, "--protocol", "meta-ood")
+    assert result.code == 0, result.err[-2000:]
+    assert "meta-ood protocol: max_logit, energy of baseline left out of it" in result.out
+    assert run_cli("evaluation.py", *args, "-pixel", "--protocol", "smiyc").code == 0
+    row = json.loads(results.read_text())["rows"]["baseline"]
+    assert set(row["protocols"]) == {"meta-ood", "smiyc"}, "the second protocol replaced the first"
+    assert row["pixel"] == exact["pixel"] and row["segments"] == exact["segments"]
+
+
+def _float16_overflow(i, score):
+    return score * 1e5
+
+
+def _nan(i, score):
+    score[0, :2] = np.nan if i == 1 else score[0, :2]
+    return score
+
+
+def _plus_inf(i, score):
+    score[0, 0] = np.inf if i == 2 else score[0, 0]
+    return score
+
+
+def _uint8(i, score):
+    return np.round(score * 255).astype(np.uint8)
+
+
+def _low(i, score):
+    return score * 0.4
+
+
+BAD_MAPS = [  # (how the maps are broken, the command, what its one line names; {i} is the name of frame i)
+    (_float16_overflow, "evaluation.py", ["--export_smiyc", "EXPORT"],
+     ["--export_smiyc", "reach 94970.7", "65504", "divide the maps by 10 "]),
+    (_nan, "evaluation.py", ["-pixel"], ["NaN", "{1}.hdf5: 2 pixels"]),
+    (_nan, "meta_classification.py", ["-segment"], ["NaN", "{1}.hdf5: 2 pixels"]),
+    (_plus_inf, "meta_classification.py", ["-segment"], ["+inf", "{2}.hdf5", "write finite scores"]),
+    (_uint8, "meta_classification.py", ["-segment"], ["-threshold 0.5", "integer", "uint8", "--score_quantile"]),
+    (_low, "meta_classification.py", ["-segment"], ["-threshold 0.5", "above every score", "float32",
+                                                    "--score_quantile"]),
+]
+
+
+@pytest.mark.parametrize("change, script, argv, named", BAD_MAPS,
+                         ids=[c[0].__name__[1:] + " " + c[1] for c in BAD_MAPS])
+def test_maps_the_scripts_cannot_use_are_named_before_any_work(prepared_world, tiny_checkpoints, tmp_path, change,
+                                                               script, argv, named):
+    maps = write_maps(prepared_world, tmp_path / "maps", change)
+    io_root = tmp_path / "io"
+    export = tmp_path / "export"
+    if "--export_smiyc" in argv:  # an export needs the maps' segments and meta classifier
+        args = maps_args(prepared_world, io_root, maps, tiny_checkpoints[1], "--score_quantile", "0.9")
+        assert run_cli("meta_classification.py", *args, "-segment", "-removal").code == 0
+        argv = ["--score_quantile", "0.9", "--export_smiyc", export]
+    frames = build_valset("LostAndFound", str(prepared_world / "lost_and_found"), "test").frame_name
+    result = run_cli(script, *maps_args(prepared_world, io_root, maps, tiny_checkpoints[1], *argv))
+    assert_refused(result, script, *(name.format(*map(frames, range(3))) for name in named))
+    assert not export.exists() or not list(export.iterdir())
+    assert "segment search:" not in result.err and "|" not in result.out
+
+
+def test_a_full_disk_during_an_export_leaves_no_file_and_no_crash(searched_maps, prepared_world, tiny_checkpoints,
+                                                                  tmp_path):
+    maps, evaluated_io = searched_maps
+    io_root = tmp_path / "io"
+    shutil.copytree(evaluated_io, io_root)
+    export = tmp_path / "export"
+    result = run_process("evaluation.py", *maps_args(prepared_world, io_root, maps, tiny_checkpoints[1],
+                                                     "--export_smiyc", export), preexec_fn=_small_files_only)
+    assert_refused(result, "evaluation.py", "no space left to write", export)
+    assert not list(export.rglob("*.hdf5")) and not temporary_files(export)
+
+
+def test_the_oodmc_eval_subset_is_checked_for_svm_alone(prepared_world, tiny_checkpoints, tmp_path):
+    result = run_cli("meta_classification.py", *stage_args(prepared_world, tmp_path / "io", tiny_checkpoints[1],
+                                                           "-SVM"))
+    assert_refused(result, "meta_classification.py", "-SVM", "--SVM_eval_subsize", "only 3")

@@ -20,7 +20,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from src.cache import cache_path, checkpoint_identity, read_cache, write_cache
 from src.dataset import build_valset
 from src.errors import UserError
-from src.identity import label_identities
+from src.identity import image_identity, label_identities
 from src.metaseg.segment_search import load_segments, segment_search
 from src.model import build_model, load_checkpoint
 from src.evaluation.over_cache import binary_labels
@@ -142,11 +142,13 @@ def evaluate_constructed_scenes(tiny_checkpoints, prepared_world, tmp_path, remo
     meta classifier file removing `removed` (one list of bools per image): the report of evaluation.py."""
     _, trained = tiny_checkpoints
     run_folder = tmp_path / "LostAndFound" / f"{MODEL}_baseline"
-    labels = label_identities(build_valset("LostAndFound", str(prepared_world / "lost_and_found"), "Static"))
+    dataset = build_valset("LostAndFound", str(prepared_world / "lost_and_found"), "Static")
+    labels = label_identities(dataset)
     for i, scene in enumerate(scenes):
         probs, gt_train, gt_label = scene_arrays(**scene)
         attrs = {"image_path": "", "frame_name": NAMES[i], "has_label": True,
-                 "checkpoint": checkpoint_identity(str(trained)), "labels": labels[i], "model": MODEL}
+                 "checkpoint": checkpoint_identity(str(trained)), "labels": labels[i], "model": MODEL,
+                 **image_identity(dataset.images[i])}
         max_logit = np.log(probs.max(axis=0))  # logits that give these probabilities
         write_cache(cache_path(run_folder / "cache", i), probs, max_logit, gt_train, gt_label, attrs)
     common = ["-epoch", "0", "--init_ckpt", str(trained)]
@@ -449,6 +451,6 @@ def test_protocol_all_reports_the_three_protocols_beside_the_exact_layout(run, p
     assert "energy" in trained["pixel"] and "energy" in trained["protocols"]["smiyc"]["pixel"]
     assert "energy" not in trained["protocols"]["meta-ood"]["pixel"]
     text = (run.results / "results.md").read_text()
-    assert "(protocol: all)" in text.splitlines()[0]
+    assert "(protocols: exact, meta-ood, smiyc)" in text.splitlines()[0]
     main_table = read_markdown_tables(run.results / "results.md")[0]
     assert [(cells[0], cells[1]) for cells in main_table] == [(row, p) for row in ROWS for p in report["protocols"]]

@@ -4,6 +4,7 @@ meta classifier, evaluation rows, export, and the softmax's MetaSeg metrics when
 import json
 import shutil
 from collections import deque
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from scipy.special import softmax
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+import config
 from src.cache import read_cache
 from src.dataset import build_valset
 from src.errors import UserError
@@ -218,7 +220,8 @@ def external(tiny_checkpoints, prepared_world, tmp_path_factory):
                                  "-segment")
     return SimpleNamespace(io_root=io_root, dataset=dataset, maps=maps_dir, false_blobs=false_blobs, common=common,
                            report=report, printed=printed, export=export, baseline=baseline,
-                           segments=io_root / "LostAndFound" / "external" / "maps" / "segments_t0.5")
+                           segments=Path(config.external_paths(str(io_root), "LostAndFound", str(maps_dir),
+                                                               "t0.5")[0]))
 
 
 def test_segment_search_finds_the_hand_made_objects_and_false_blobs(external):
@@ -268,7 +271,8 @@ def test_evaluation_rows_equal_a_direct_computation_from_the_maps(external):
         assert got["auroc"] == pytest.approx(roc_auc_score(labels, np.concatenate(scores)), abs=1e-9)
         assert got["ap"] == pytest.approx(average_precision_score(labels, np.concatenate(scores)), abs=1e-9)
         assert 0 <= external.report["rows"][row]["component"]["mean_f1"] <= 1
-    results = json.loads((external.io_root / "results" / "LostAndFound" / "external_maps" / "results.json").read_text())
+    results_dir = Path(config.external_paths(str(external.io_root), "LostAndFound", str(external.maps), "t0.5")[1])
+    results = json.loads((results_dir / "results.json").read_text())
     assert results["families"] == ["score_map"] and "+ meta classifier" in results["rows"]
     assert "| external |" in external.printed and "| + meta classifier |" in external.printed
 

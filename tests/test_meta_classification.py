@@ -21,7 +21,7 @@ import meta_classification
 from src.cache import checkpoint_identity, is_current, read_attrs, read_cache, write_cache
 from src.dataset import build_valset
 from src.errors import UserError
-from src.identity import label_identities
+from src.identity import image_identity, label_identities
 from src.metaseg.segment_search import entropy_mask, load_segments, segment_search
 
 MODEL = "DeepLabV3+_TinyResNet"
@@ -209,7 +209,7 @@ def test_segments_of_another_checkpoint_are_refused_and_searched_again(prepared_
             stage()
     capsys.readouterr()
     run_stage2(prepared_world, io_root, *other, "-segment")
-    assert "come from another checkpoint's cache or other labels; searching again" in capsys.readouterr().out
+    assert "come from another checkpoint's cache or other labels or images; searching again" in capsys.readouterr().out
     summary = json.loads((run_dir(io_root) / "segments_t0.7" / "segments.json").read_text())
     assert summary["checkpoint"].startswith(checkpoint_identity(str(baseline)) + ", labels ")
 
@@ -313,11 +313,12 @@ def test_segments_of_the_float16_cache_equal_those_of_the_float32_softmax(prepar
     expected = segment_search(probs, gt_train, gt_label, 0.7, 2)
     assert len(expected["metrics"]["S"]) == 1
     cache_dir = run_dir(tmp_path) / "cache"
-    labels = label_identities(build_valset("LostAndFound", str(prepared_world / "lost_and_found"), "Static"))
-    for name, label in zip(NAMES, labels):
+    dataset = build_valset("LostAndFound", str(prepared_world / "lost_and_found"), "Static")
+    for name, label, image in zip(NAMES, label_identities(dataset), dataset.images):
         write_cache(cache_dir / f"{name}.h5", probs, np.log(probs.max(axis=0)), gt_train, gt_label,
                     {"image_path": "", "frame_name": name, "has_label": True,
-                     "checkpoint": checkpoint_identity(str(checkpoints[1])), "labels": label, "model": MODEL})
+                     "checkpoint": checkpoint_identity(str(checkpoints[1])), "labels": label, "model": MODEL,
+                     **image_identity(image)})
     run_stage2(prepared_world, tmp_path, *epoch0(checkpoints[1]), "-segment")
     for name in NAMES:
         found = load_segments(run_dir(tmp_path) / "segments_t0.7" / f"{name}.npz")

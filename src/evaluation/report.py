@@ -67,24 +67,46 @@ def earlier_rows(path):
 
 
 def merge_rows(earlier, new):
-    """The rows of an earlier results file updated with those of a later, maybe partial run: `-pixel` after a
-    full evaluation keeps the segment columns. A row whose "identity" changed (another checkpoint, other labels,
-    another meta classifier) is replaced whole, so numbers of different inputs never share a row.
-    Order: baseline, the checkpoints, "+ meta classifier"."""
-    current = {row.get("checkpoint"): row.get("identity", "") for row in new.values()}
-    # an earlier row of a checkpoint evaluated now, made from other inputs ("+ meta classifier" after the
+    """The rows of an earlier results file updated with those of a later, maybe partial run, key by key: `-pixel`
+    after a full evaluation keeps the segment columns, another --protocol is added beside the earlier ones, and
+    a score of the pixel results replaces only itself. A row whose "identity" changed (another checkpoint or
+    score maps, other labels, another meta classifier) is replaced whole, so numbers of different inputs never
+    share a row. Order: baseline, the checkpoints (or score maps), "+ meta classifier"."""
+    current = {}
+    for row in new.values():
+        current.setdefault(_source(row), []).append(str(row.get("identity", "")))
+    # an earlier row of a source evaluated now that was made from other inputs ("+ meta classifier" after the
     # checkpoint was retrained) would mix numbers of different inputs: it goes
-    merged = {name: dict(row) for name, row in earlier.items()
-              if row.get("checkpoint") not in current or str(row.get("identity", "")).startswith(
-                  current[row.get("checkpoint")])}
+    merged = {name: row for name, row in earlier.items()
+              if _source(row) not in current or any(str(row.get("identity", "")).startswith(identity)
+                                                    for identity in current[_source(row)])}
     for name, row in new.items():
-        if merged.get(name, {}).get("identity") == row.get("identity"):
-            merged[name].update(row)
-        else:
-            merged[name] = dict(row)
+        merged[name] = _merge_row(merged[name], row) if merged.get(name, {}).get("identity") == row.get("identity") \
+            else dict(row)
     rank = {"baseline": 0, "+ meta classifier": 2}
     order = list(new) + [name for name in merged if name not in new]
     return {name: merged[name] for name in sorted(order, key=lambda name: (rank.get(name, 1), order.index(name)))}
+
+
+def _source(row):
+    """What a results row measures: its checkpoint, or the --scores_from folder."""
+    return row.get("checkpoint") or row.get("scores_from")
+
+
+def _merge_row(earlier, new):
+    """One row of the same inputs: `new`'s entries over `earlier`'s, the pixel scores and the protocols one by one
+    (one run computes a protocol's entry whole, so each is replaced whole)."""
+    row = {**earlier, **new}
+    if "pixel" in earlier and "pixel" in new:
+        row["pixel"] = {**earlier["pixel"], **new["pixel"]}
+    if "protocols" in earlier and "protocols" in new:
+        row["protocols"] = {**earlier["protocols"], **new["protocols"]}
+    return row
+
+
+def protocols_in(rows, protocols):
+    """The names of `protocols` (all, in table order) that some row holds results of."""
+    return [p for p in protocols if any(protocol_entry(row, p) for row in rows.values())]
 
 
 def oodmc_table(report):

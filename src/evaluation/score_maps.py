@@ -50,10 +50,26 @@ def read_score_map(path, shape=None, flag="--scores_from", as_stored=False):
     return value.astype(np.float32)
 
 
+FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504: larger finite scores would be stored as inf
+
+
 def write_score_map(path, score):
-    """Write (H, W) `score` as float16 `value`, the benchmark's format (atomically, so no half file remains)."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("value", data=np.asarray(score).astype(np.float16), compression="gzip")
+    """Write (H, W) `score` as float16 `value`, the benchmark's format (atomically, so no half file remains); a
+    finite score beyond float16's range is a UserError (stored, it would silently read inf)."""
+    score = np.asarray(score)
+    finite = np.abs(score[np.isfinite(score)])
+    if finite.size and finite.max() > FLOAT16_MAX:
+        raise UserError(f"the score map for {path} reaches {finite.max():.6g}, beyond {FLOAT16_MAX:g}, the largest "
+                        "value of a float16 score map, where it would read inf; rescale the scores (e.g. divide "
+                        "them by a power of 10)")
+    # built in memory, as the inference cache is (src/cache.py): HDF5 writing to a full disk itself leaves a file
+    # with zeroed pixels and crashes the process when it closes it, Python's own write below fails cleanly
+    with h5py.File(os.path.basename(path), "w", driver="core", backing_store=False) as f:
+        f.create_dataset("value", data=score.astype(np.float16), compression="gzip")
+        f.flush()
+        image = f.id.get_file_image()
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        out.write(image)
 
 
 def check_score_map_shapes(paths, shapes, flag="--scores_from"):
