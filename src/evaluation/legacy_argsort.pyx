@@ -21,42 +21,33 @@ cdef inline void swap(long long *a, long long *b) noexcept nogil:
     b[0] = t
 
 
+cdef inline void sift_down(const double *v, long long *heap, long long node, long long size) noexcept nogil:
+    """Moves heap[node] down the max-heap heap[1..size] (1-based) to where it belongs."""
+    cdef long long moving = heap[node]
+    cdef long long child = 2 * node
+    while child <= size:
+        if child < size and v[heap[child]] < v[heap[child + 1]]:
+            child += 1
+        if not v[moving] < v[heap[child]]:
+            break
+        heap[node] = heap[child]
+        node = child
+        child = 2 * node
+    heap[node] = moving
+
+
 cdef void heap_argsort(const double *v, long long *order, long long n) noexcept nogil:
-    """Heapsort of order[0:n] by v, 1-based heap indexing."""
-    cdef long long *a = order - 1
-    cdef long long i, j, l, tmp
-    l = n >> 1
-    while l > 0:
-        tmp = a[l]
-        i = l
-        j = l << 1
-        while j <= n:
-            if j < n and v[a[j]] < v[a[j + 1]]:
-                j += 1
-            if v[tmp] < v[a[j]]:
-                a[i] = a[j]
-                i = j
-                j += j
-            else:
-                break
-        a[i] = tmp
-        l -= 1
+    """Heapsort of order[0:n] by v: a max-heap built bottom-up, then its top swapped to the end n - 1 times."""
+    cdef long long *heap = order - 1  # 1-based, so the children of k are 2k and 2k + 1
+    cdef long long k, top
+    for k in range(n >> 1, 0, -1):
+        sift_down(v, heap, k, n)
     while n > 1:
-        tmp = a[n]
-        a[n] = a[1]
+        top = heap[1]
+        heap[1] = heap[n]
+        heap[n] = top
         n -= 1
-        i = 1
-        j = 2
-        while j <= n:
-            if j < n and v[a[j]] < v[a[j + 1]]:
-                j += 1
-            if v[tmp] < v[a[j]]:
-                a[i] = a[j]
-                i = j
-                j += j
-            else:
-                break
-        a[i] = tmp
+        sift_down(v, heap, 1, n)
 
 
 def argsort_numpy123(values):
@@ -68,84 +59,84 @@ def argsort_numpy123(values):
         return result
     cdef long long[::1] order = result
     cdef const double *v = &view[0]
-    cdef long long *pl = &order[0]
-    cdef long long *pr = pl + n - 1
+    cdef long long *lo = &order[0]
+    cdef long long *hi = lo + n - 1
     cdef long long *stack[STACK]
-    cdef long long **sptr = stack
+    cdef long long **top = stack
     cdef int depth[STACK]
-    cdef int *psdepth = depth
-    cdef int cdepth = 0
+    cdef int *depth_top = depth
+    cdef int depth_left = 0
     cdef long long m = n
-    cdef long long *pm
-    cdef long long *pi
-    cdef long long *pj
-    cdef long long *pk
-    cdef long long vi
-    cdef double vp
+    cdef long long *mid
+    cdef long long *left
+    cdef long long *right
+    cdef long long *prev
+    cdef long long moving
+    cdef double pivot
     while m > 1:  # 2 floor(log2(n))
         m >>= 1
-        cdepth += 1
-    cdepth *= 2
+        depth_left += 1
+    depth_left *= 2
     with nogil:
         while True:
-            if cdepth < 0:
-                heap_argsort(v, pl, pr - pl + 1)
+            if depth_left < 0:
+                heap_argsort(v, lo, hi - lo + 1)
             else:
-                while pr - pl > SMALL:
-                    pm = pl + ((pr - pl) >> 1)
-                    if v[pm[0]] < v[pl[0]]:
-                        swap(pm, pl)
-                    if v[pr[0]] < v[pm[0]]:
-                        swap(pr, pm)
-                    if v[pm[0]] < v[pl[0]]:
-                        swap(pm, pl)
-                    vp = v[pm[0]]
-                    pi = pl
-                    pj = pr - 1
-                    swap(pm, pj)
+                while hi - lo > SMALL:
+                    mid = lo + ((hi - lo) >> 1)
+                    if v[mid[0]] < v[lo[0]]:
+                        swap(mid, lo)
+                    if v[hi[0]] < v[mid[0]]:
+                        swap(hi, mid)
+                    if v[mid[0]] < v[lo[0]]:
+                        swap(mid, lo)
+                    pivot = v[mid[0]]
+                    left = lo
+                    right = hi - 1
+                    swap(mid, right)
                     while True:
-                        pi += 1
-                        while v[pi[0]] < vp:
-                            pi += 1
-                        pj -= 1
-                        while vp < v[pj[0]]:
-                            pj -= 1
-                        if pi >= pj:
+                        left += 1
+                        while v[left[0]] < pivot:
+                            left += 1
+                        right -= 1
+                        while pivot < v[right[0]]:
+                            right -= 1
+                        if left >= right:
                             break
-                        swap(pi, pj)
-                    pk = pr - 1
-                    swap(pi, pk)
+                        swap(left, right)
+                    prev = hi - 1
+                    swap(left, prev)
                     # the larger part waits on the stack, the smaller is sorted next
-                    if pi - pl < pr - pi:
-                        sptr[0] = pi + 1
-                        sptr[1] = pr
-                        sptr += 2
-                        pr = pi - 1
+                    if left - lo < hi - left:
+                        top[0] = left + 1
+                        top[1] = hi
+                        top += 2
+                        hi = left - 1
                     else:
-                        sptr[0] = pl
-                        sptr[1] = pi - 1
-                        sptr += 2
-                        pl = pi + 1
-                    cdepth -= 1
-                    psdepth[0] = cdepth
-                    psdepth += 1
-                pi = pl + 1
-                while pi <= pr:
-                    vi = pi[0]
-                    vp = v[vi]
-                    pj = pi
-                    pk = pi - 1
-                    while pj > pl and vp < v[pk[0]]:
-                        pj[0] = pk[0]
-                        pj -= 1
-                        pk -= 1
-                    pj[0] = vi
-                    pi += 1
-            if sptr == stack:
+                        top[0] = lo
+                        top[1] = left - 1
+                        top += 2
+                        lo = left + 1
+                    depth_left -= 1
+                    depth_top[0] = depth_left
+                    depth_top += 1
+                left = lo + 1
+                while left <= hi:
+                    moving = left[0]
+                    pivot = v[moving]
+                    right = left
+                    prev = left - 1
+                    while right > lo and pivot < v[prev[0]]:
+                        right[0] = prev[0]
+                        right -= 1
+                        prev -= 1
+                    right[0] = moving
+                    left += 1
+            if top == stack:
                 break
-            sptr -= 2
-            pl = sptr[0]
-            pr = sptr[1]
-            psdepth -= 1
-            cdepth = psdepth[0]
+            top -= 2
+            lo = top[0]
+            hi = top[1]
+            depth_top -= 1
+            depth_left = depth_top[0]
     return result
