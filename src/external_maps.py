@@ -15,6 +15,7 @@ from src.errors import UserError
 from src.evaluation.over_cache import binary_labels
 from src.files import load_json
 from src.evaluation.score_maps import check_score_map_shapes, read_score_map, score_map_files
+from src.evaluation.scores import below
 from src.metaseg.metrics import compute_metrics_components
 from src.metaseg.score_segments import (EIGHT_CONNECTED, at_least, ground_truth_components, score_segment_metrics,
                                         segment_targets)
@@ -155,8 +156,7 @@ def filtered_score(score, removed_pixels, low, threshold):
         return out
     excess = out[removed_pixels].astype(np.float64) - threshold  # >= 0, so the fraction below is in [0, 1)
     moved = threshold - span + span * excess / (excess + span)
-    cap = np.nextafter(np.float32(threshold), np.float32(-np.inf))
-    out[removed_pixels] = np.minimum(moved.astype(np.float32), cap)
+    out[removed_pixels] = np.minimum(moved.astype(np.float32), below(threshold))
     return out
 
 
