@@ -147,6 +147,7 @@ def main():
     parser.add_argument("--reaches", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75],
                         help="--removal_reach values of the second table")
     parser.add_argument("--reach", type=float, default=0.5, help="the reach of the first table")
+    parser.add_argument("--setting", default="boosting_f1", choices=list(SETTINGS), help="the setting of the second table")
     args = parser.parse_args()
     started = time.time()
     settings = list(SETTINGS)
@@ -160,10 +161,8 @@ def main():
             scores, labels, results, low, threshold = load_case(io, kind)
             removals = {name: decide(results, labels, name) for name in ["none", "perfect", *settings]}
             for name, removed in removals.items():
-                for reach in ([0.0] if name == "none" else sorted({args.reach, *args.reaches})):
-                    if name != "none" and reach not in (0.0, args.reach) and name != "perfect" and \
-                            name != settings[-1]:
-                        continue  # the other reaches only for the last setting and the perfect filter
+                reaches = {0.0, args.reach} | (set(args.reaches) if name in ("perfect", args.setting) else set())
+                for reach in [0.0] if name == "none" else sorted(reaches):
                     m = measure(kind, scores, labels, results, low, threshold, removed, reach)
                     measured[(seed, kind, name, reach)] = m
                     if reach in (0.0, args.reach):
@@ -173,8 +172,8 @@ def main():
     print("\nAveraged over the cases (gains in points against no filter; share = gain / perfect filter's gain):\n")
     print(summary(measured, settings, args.reach))
     print(summary(measured, settings, 0.0))
-    print("\nThe removal reach, setting " + settings[-1] + ":\n")
-    print("\n".join(summary(measured, [settings[-1]], r).splitlines()[-1] for r in args.reaches))
+    print(f"\nThe removal reach, setting {args.setting}:\n")
+    print("\n".join(summary(measured, [args.setting], r).splitlines()[-1] for r in args.reaches))
     print(f"\n({time.time() - started:.0f} s; smiyc: src/evaluation/protocols.py of this checkout)")
 
 
