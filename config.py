@@ -135,7 +135,7 @@ class MetaStages:
     SVM: bool = setting(False, "OODMC: train the linear SVM on the moment features", flags=("-SVM",))
     meta_cv: str = setting("kfold", "meta-classifier cross-validation: kfold (10 folds grouped by image) or loo "
                                     "(leave one segment out, as published)", choices=("kfold", "loo"))
-    meta_classifier: str = setting("paper", "model and cut of the meta classifier: paper (logistic regression, "
+    meta_classifier: str = setting("boosting", "model and cut of the meta classifier: paper (logistic regression, "
                                             "removes at probability >= 0.5), logistic_f1 (the cut chosen by nested "
                                             "grouped cross-validation for the component F1 at -threshold), boosting "
                                             "(gradient-boosted trees, cut 0.5) or boosting_f1; all but paper need "
