@@ -157,7 +157,7 @@ class EvalStages:
     export_meta: bool = setting(False, "with --export_smiyc, write the '+ meta classifier' row's maps (the entropy "
                                        "after the meta classifier) instead of the entropy; --scores_from always "
                                        "writes its maps after the meta classifier")
-    removal_reach: float = setting(0.0, "how far below -threshold t a removed segment takes its connected pixels "
+    removal_reach: float = setting(0.25, "how far below -threshold t a removed segment takes its connected pixels "
                                         "along, as a fraction r of the way from t down to the lowest score: 0 the "
                                         "segment alone (moved just below t), r > 0 every pixel connected to it that "
                                         "scores >= t - r (t - lowest), unless it touches a kept segment, in [0, 1]",

@@ -226,8 +226,8 @@ def test_meta_classifier_row_ranks_wrongly_removed_obstacles_above_the_road(tiny
     """The removed segments' pixels fall below the kept segments but stay above the confident road, so the curves
     reach the wrongly removed obstacle before the road and FPR95 stays meaningful; scoring them 0 (below all
     road pixels) made it 100%."""
-    pixel = evaluate_constructed_scenes(tiny_checkpoints, prepared_world, tmp_path, COVERED_REMOVED,
-                                        scenes=COVERED)[0]["rows"]["+ meta classifier"]["pixel"]["entropy+meta"]
+    pixel = evaluate_constructed_scenes(tiny_checkpoints, prepared_world, tmp_path, COVERED_REMOVED, "--removal_reach",
+                                        "0", scenes=COVERED)[0]["rows"]["+ meta classifier"]["pixel"]["entropy+meta"]
     scores, zeroed, is_ood = [], [], []
     for i, scene in enumerate(COVERED):
         probs, gt_train, _ = scene_arrays(**scene)
