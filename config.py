@@ -20,6 +20,9 @@ TRAINSETS = ("Cityscapes+COCO", "Cityscapes")
 VALSETS = ("LostAndFound", "Fishyscapes", "RoadAnomaly21", "RoadObstacle21")
 SCORES = ("entropy", "max_softmax", "max_logit", "sml", "energy")
 PROTOCOLS = ("exact", "meta-ood", "smiyc", "all")
+# (segsize, instsize) of the SegmentMeIfYouCan component metrics: obstacle-type and anomaly-type sets
+COMPONENT_SIZES = {"LostAndFound": (50, 10), "RoadObstacle21": (50, 10), "Fishyscapes": (500, 100),
+                   "RoadAnomaly21": (500, 100)}
 
 
 def setting(default, help, flags=(), choices=None, low=None, high=None):
@@ -133,6 +136,12 @@ class MetaStages:
     SVM: bool = setting(False, "OODMC: train the linear SVM on the moment features", flags=("-SVM",))
     meta_cv: str = setting("kfold", "meta-classifier cross-validation: kfold (10 folds grouped by image) or loo "
                                     "(leave one segment out, as published)", choices=("kfold", "loo"))
+    meta_classifier: str = setting("boosting", "model and cut of the meta classifier: paper (logistic regression, "
+                                            "removes at probability >= 0.5), logistic_f1 (the cut chosen by nested "
+                                            "grouped cross-validation for the component F1 at -threshold), boosting "
+                                            "(gradient-boosted trees, cut 0.5) or boosting_f1; all but paper need "
+                                            "--meta_cv kfold",
+                                   choices=("paper", "logistic_f1", "boosting", "boosting_f1"))
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,14 @@ class EvalStages:
     visualize_frames: str = setting("", "comma-separated frame names to draw overlays of instead (the names of "
                                         "the results' overlays/ files)")
     export_smiyc: str = setting("", "directory to write SegmentMeIfYouCan submission files to (off when empty)")
+    export_meta: bool = setting(False, "with --export_smiyc, write the '+ meta classifier' row's maps (the entropy "
+                                       "after the meta classifier) instead of the entropy; --scores_from always "
+                                       "writes its maps after the meta classifier")
+    removal_reach: float = setting(0.25, "how far below -threshold t a removed segment takes its connected pixels "
+                                        "along, as a fraction r of the way from t down to the lowest score: 0 the "
+                                        "segment alone (moved just below t), r > 0 every pixel connected to it that "
+                                        "scores >= t - r (t - lowest), unless it touches a kept segment, in [0, 1]",
+                                   low=0.0, high=1.0)
     protocol: str = setting("exact", "how pixel metrics are computed: exact (every pixel, as sklearn), meta-ood (the "
                                      "paper's 100 bins), smiyc (the SegmentMeIfYouCan benchmark's code) or all three",
                             choices=PROTOCOLS)

@@ -90,6 +90,9 @@ def demo_steps(data, io, seed):
         ("RoadObstacle21-like track: evaluation and submission files",
          ["evaluation.py", *smiyc, "-epoch", str(OOD_EPOCHS), "-pixel", "-segment", "--export_smiyc",
           os.path.join(io, "smiyc", "RoadObstacle21")]),
+        ("RoadObstacle21-like track: the maps after the meta classifier as submission files",
+         ["evaluation.py", *smiyc, "-epoch", str(OOD_EPOCHS), "--export_smiyc",
+          os.path.join(io, "smiyc", "RoadObstacle21_meta"), "--export_meta"]),
         *external_steps(io, evaluate),
     ]
 
@@ -190,8 +193,8 @@ def check_claims(io):
 
 def external_table(io):
     """Before / after the meta classifier on each external map: the component metrics and segment counts."""
-    lines = ["| map | | FP segments | FN segments | sIoU | PPV | mean F1 | meta classifier AUROC |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| map | | FP segments | FN segments | sIoU | PPV | mean F1 | sIoU at t | PPV at t | mean F1 at t | "
+             "meta classifier AUROC |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for kind, (flag, value) in EXTERNAL.items():
         segments_dir, results_dir = config.external_paths(
             io, "LostAndFound", os.path.join(io, "external_maps", kind),
@@ -202,9 +205,10 @@ def external_table(io):
         with open(os.path.join(segments_dir, "meta_classifier.json")) as f:
             auroc = json.load(f)["auroc"]
         for name, row in report["rows"].items():
-            c, s = row["component"], row["segments"]
+            c, s, t = row["component"], row["segments"], row["component_at_t"]
             lines.append(f"| {kind} | {name} | {s['fp']} | {s['fn']} | {100 * c['siou_gt']:.2f} | {100 * c['ppv']:.2f} | "
-                         f"{100 * c['mean_f1']:.2f} | {f'{auroc:.3f} ({families})' if name != 'external' else ''} |")
+                         f"{100 * c['mean_f1']:.2f} | {100 * t['siou_gt']:.2f} | {100 * t['ppv']:.2f} | "
+                         f"{100 * t['mean_f1']:.2f} | {f'{auroc:.3f} ({families})' if name != 'external' else ''} |")
     return "\n".join(lines)
 
 

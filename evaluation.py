@@ -32,18 +32,15 @@ from src.evaluation.protocols import PROTOCOLS, build_protocol
 from src.evaluation.report import (earlier_rows, merge_rows, oodmc_table, protocol_entry, protocols_in,
                                    results_table, save_report, set_protocol_entry)
 from src.runtime import use_amp
+from src.evaluation.component_metrics import ComponentMetrics
 from src.evaluation.score_maps import FLOAT16_MAX, score_map_path, write_score_map
-from src.evaluation.scores import SCORES, ClassStats
+from src.evaluation.scores import SCORES, ClassStats, meta_classified_score
 from src.evaluation.segment_errors import count_segment_errors
-from src.external_maps import (ExternalMaps, filtered_score, frame_train_ids, load_external_segments, removed_mask,
+from src.external_maps import (ExternalMaps, frame_train_ids, load_external_segments, meta_filtered_score, removed_mask,
                                score_label_pairs)
 
 GROUPS = {"paths": config.Paths, "run": config.Run, "model": config.Model, "evalset": config.EvalSet,
           "stages": config.EvalStages, "oodmc": config.Oodmc, "scores": config.ScoresFrom}
-
-# (segsize, instsize) of the SegmentMeIfYouCan component metrics: obstacle-type and anomaly-type sets
-COMPONENT_SIZES = {"LostAndFound": (50, 10), "RoadObstacle21": (50, 10), "Fishyscapes": (500, 100),
-                   "RoadAnomaly21": (500, 100)}
 
 
 def get_args_parser():
@@ -86,12 +83,18 @@ def load_sml_stats(checkpoint):
     return ClassStats.from_dict(stats)
 
 
-def removed_masks_of(results, removed):
-    """image index -> (H, W) bool of the pixels of segments the meta classifier removed."""
-    def mask(i):
-        removed_ids = np.flatnonzero(removed[i]) + 1
-        return np.isin(np.abs(results[i]["components"]), removed_ids)
-    return mask
+def entropy_meta_filter(cfg, cache_files, results, removed):
+    """(image index, entropy) -> the entropy after the meta classifier, the "+ meta classifier" row's map. With
+    --removal_reach 0 each removed pixel gets t x entropy (`meta_classified_score`, the paper row's rule); above
+    0 the removal takes the connected pixels down to the reach as well (`meta_filtered_score`, entropy >= 0)."""
+    threshold, reach = cfg.evalset.entropy_threshold, cfg.stages.removal_reach
+
+    def meta_filter(i, entropy):
+        if reach == 0:
+            return meta_classified_score(entropy, removed_mask(results[i]["components"], removed[i]), threshold)
+        void = read_cache(cache_files[i], ("gt_train",))["gt_train"] == 255  # as the segment search left it out
+        return meta_filtered_score(entropy, results[i]["components"], removed[i], void, 0.0, threshold, reach)
+    return meta_filter
 
 
 def load_meta_classifier(cfg, epoch, results):
@@ -130,7 +133,8 @@ def evaluate_checkpoint(cfg, dataset, epoch, with_meta):
         fp, fn = count_segment_errors(results, removed)
         meta_file = os.path.join(config.segments_dir(cfg, epoch), "meta_classifier.npz")
         rows["+ meta classifier"] = {"checkpoint": checkpoint, "segments": {"fp": fp, "fn": fn},
-                                     "identity": f"{identity}, meta classifier {files_identity([meta_file])}"}
+                                     "identity": f"{identity}, meta classifier {files_identity([meta_file])}, "
+                                                 f"removal reach {cfg.stages.removal_reach}"}
     if cfg.stages.pixel_eval:
         stats = load_sml_stats(checkpoint)
         scores = [s for s in SCORES if s != "sml" or stats is not None]
@@ -141,22 +145,23 @@ def evaluate_checkpoint(cfg, dataset, epoch, with_meta):
             scores.remove("energy")
             print(f"Energy skipped for {checkpoint}: its cache predates the cached logsumexp of the logits; "
                   f"rebuild it with {config.stage_command(cfg, epoch, '-prepare')}")
-        masks = removed_masks_of(results, removed) if with_meta else None
+        meta_filter = entropy_meta_filter(cfg, cache_files, results, removed) if with_meta else None
         protocols = selected_protocols(cfg)
         unbinned = [s for s in scores if s not in UNIT_SCORES]
         if "meta-ood" in protocols and unbinned:
             print(f"meta-ood protocol: {', '.join(unbinned)} of {name} left out of it: it bins scores on [0, 1] "
                   "(the other protocols have them)")
-        threshold = cfg.evalset.entropy_threshold
-        segsize, instsize = COMPONENT_SIZES[cfg.evalset.VALSET]
+        segsize, instsize = config.COMPONENT_SIZES[cfg.evalset.VALSET]
         metrics = pixel_metrics(cache_files, dataset.train_id_in, dataset.train_id_out, scores, protocols, segsize,
-                                instsize, stats, masks, threshold, desc=f"pixel metrics, {name}")
-        for row, key, row_masks in ((name, "entropy", None), ("+ meta classifier", "entropy+meta", masks)):
-            if row_masks is None and key == "entropy+meta":
+                                instsize, stats, meta_filter, desc=f"pixel metrics, {name}")
+        for row, key, row_filter in ((name, "entropy", None), ("+ meta classifier", "entropy+meta", meta_filter)):
+            if row_filter is None and key == "entropy+meta":
                 continue
+            at_t = ComponentMetrics(cfg.evalset.entropy_threshold, segsize, instsize)
             component_metrics(cache_files, dataset.train_id_in, dataset.train_id_out,
-                              [metrics[p][key] for p in protocols], row_masks, threshold,
+                              [metrics[p][key] for p in protocols], row_filter, [at_t],
                               desc=f"component metrics, {row}")
+            rows[row]["component_at_t"] = at_t.compute()
             for p in protocols:
                 computed = {s: m.compute() for s, m in metrics[p].items() if s == key or (row == name and s in scores)}
                 set_protocol_entry(rows[row], p, computed, computed[key].pop("component", None))
@@ -169,12 +174,21 @@ def selected_protocols(cfg):
 
 
 def export_smiyc(cfg, dataset, epoch, out_dir):
-    """Each frame's anomaly score (normalised entropy) as SegmentMeIfYouCan submission files <frame>.hdf5."""
+    """Each frame's anomaly score (normalised entropy; with --export_meta the "+ meta classifier" row's map) as
+    SegmentMeIfYouCan submission files <frame>.hdf5."""
     cache_files = epoch_cache(cfg, dataset, epoch)
+    meta_filter = None
+    if cfg.stages.export_meta:
+        identity = search_identity(checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)), label_identities(dataset))
+        results = load_all_segments(config.segments_dir(cfg, epoch), len(dataset), identity,
+                                    config.stage_command(cfg, epoch, "-segment"))
+        meta_filter = entropy_meta_filter(cfg, cache_files, results, load_meta_classifier(cfg, epoch, results))
     for i, path in enumerate(tqdm(cache_files, desc="SMIYC export", unit="image")):
         score = read_cache(path, ("entropy",))["entropy"]
-        write_score_map(score_map_path(out_dir, dataset.frame_name(i)), score)
-    print(f"--export_smiyc: {len(cache_files)} score maps -> {out_dir}")
+        write_score_map(score_map_path(out_dir, dataset.frame_name(i)), score if meta_filter is None else
+                        meta_filter(i, score))
+    print(f"--export_smiyc: {len(cache_files)} score maps" + (" after the meta classifier" if meta_filter else "") +
+          f" -> {out_dir}")
 
 
 def named_frames(cfg, dataset):
@@ -307,10 +321,17 @@ def external_meta_classifier(cfg, maps):
     return results, [removed[image == i] for i in range(len(results))], (low, float(record["threshold"]))
 
 
-def measure_pairs(pairs, protocols, segsize, instsize, stored_dtype=None):
+def segment_threshold(cfg, maps):
+    """The threshold t the --scores_from maps' segments were searched at (segments.json)."""
+    return float(load_json(os.path.join(config.external_segments_dir(cfg), "segments.json"),
+                           f"search again with {config.external_command(cfg, '-segment')}")["threshold"])
+
+
+def measure_pairs(pairs, protocols, segsize, instsize, stored_dtype=None, at_threshold=()):
     """{protocol: protocol.compute()} of the (score, label) pairs that each call `pairs()` yields, every protocol
-    fed in the same two passes (the component threshold comes from the first). meta-ood bins [0, 1]: maps
-    outside it leave it out, with a line saying so. stored_dtype: as build_protocol's."""
+    fed in the same two passes (the component threshold comes from the first), and the ComponentMetrics in
+    `at_threshold` fed in the second. meta-ood bins [0, 1]: maps outside it leave it out, with a line saying so.
+    stored_dtype: as build_protocol's."""
     accumulators = {name: build_protocol(name, segsize, instsize, stored_dtype) for name in protocols}
     for score, label in pairs():
         for name, accumulator in list(accumulators.items()):
@@ -321,7 +342,7 @@ def measure_pairs(pairs, protocols, segsize, instsize, stored_dtype=None):
                     raise
                 print(f"meta-ood protocol skipped: {error}")
                 del accumulators[name]
-    passes = [c for c in (a.components() for a in accumulators.values()) if c is not None]
+    passes = [c for c in (a.components() for a in accumulators.values()) if c is not None] + list(at_threshold)
     if passes:
         for score, label in pairs():
             for components in passes:
@@ -349,7 +370,9 @@ def evaluate_external(cfg, dataset):
     evaluating = cfg.stages.pixel_eval or cfg.stages.segment_eval
     earlier = earlier_rows(os.path.join(out_dir, "results.json")) if evaluating else {}  # named before any work
     results, removed, low_threshold = external_meta_classifier(cfg, maps)
-    removed_pixels = None if removed is None else (lambda i: removed_mask(results[i]["components"], removed[i]))
+    meta_filter = None if removed is None else (
+        lambda i, score: meta_filtered_score(score, results[i]["components"], removed[i], maps.void(i), *low_threshold,
+                                             cfg.stages.removal_reach))
     if cfg.stages.export_smiyc and removed is None:
         raise UserError(f"--export_smiyc with --scores_from writes the maps after the meta classifier, which has "
                         f"not run; run {config.external_command(cfg, '-segment -removal')}")
@@ -364,7 +387,7 @@ def evaluate_external(cfg, dataset):
     if cfg.stages.export_smiyc:
         for i in tqdm(range(len(maps)), desc="SMIYC export", unit="frame"):
             write_score_map(score_map_path(cfg.stages.export_smiyc, dataset.frame_name(i)),
-                            filtered_score(maps.score(i), removed_pixels(i), *low_threshold))
+                            meta_filter(i, maps.score(i)))
         print(f"--export_smiyc: {len(maps)} score maps after the meta classifier -> {cfg.stages.export_smiyc}")
     if not evaluating:
         return None
@@ -378,14 +401,19 @@ def evaluate_external(cfg, dataset):
         fp, fn = count_segment_errors(results, removed)
         meta_file = os.path.join(config.external_segments_dir(cfg), "meta_classifier.npz")
         rows["+ meta classifier"] = {"scores_from": source, "segments": {"fp": fp, "fn": fn},
-                                     "identity": f"{identity}, meta classifier {files_identity([meta_file])}"}
-    segsize, instsize = COMPONENT_SIZES[cfg.evalset.VALSET]
-    for name, masks in (("external", None), ("+ meta classifier", removed_pixels)):
+                                     "removal_reach": cfg.stages.removal_reach,
+                                     "identity": f"{identity}, meta classifier {files_identity([meta_file])}, "
+                                                 f"removal reach {cfg.stages.removal_reach}"}
+    segsize, instsize = config.COMPONENT_SIZES[cfg.evalset.VALSET]
+    for name, row_filter in (("external", None), ("+ meta classifier", meta_filter)):
         if name not in rows or not cfg.stages.pixel_eval:
             continue
+        at_t = [] if results is None else [ComponentMetrics(segment_threshold(cfg, maps), segsize, instsize)]
         # smiyc reads the filtered maps as --export_smiyc stores them, in float16
-        measured = measure_pairs(lambda: score_label_pairs(maps, masks, *(low_threshold or ())),
-                                 selected_protocols(cfg), segsize, instsize, None if masks is None else np.float16)
+        measured = measure_pairs(lambda: score_label_pairs(maps, row_filter), selected_protocols(cfg), segsize,
+                                 instsize, None if row_filter is None else np.float16, at_t)
+        if at_t:
+            rows[name]["component_at_t"] = at_t[0].compute()
         for protocol, result in measured.items():
             set_protocol_entry(rows[name], protocol, {"score": result}, result.pop("component", None))
     rows = merge_rows(earlier, rows)

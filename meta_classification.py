@@ -26,9 +26,12 @@ from src.dataset import build_valset
 from src.errors import UserError, ignore_interrupt, run_script
 from src.files import atomic_path, load_json, load_npz, save_json
 from src.evaluation.score_maps import read_score_map
+from src.evaluation.over_cache import binary_labels
+from src.evaluation.segment_components import SegmentComponents, best_cut, image_table
 from src.external_maps import ExternalMaps, frame_train_ids, load_external_segments, score_quantile, search_frame
 from src.identity import image_identity, label_identities, search_identity
-from src.meta_classifier import classifier_scores, cross_validated_fp_probability, segments_to_dataset
+from src.meta_classifier import (SETTINGS, classifier_scores, cross_validated_decision, cross_validated_fp_probability,
+                                 segments_to_dataset)
 from src.metaseg.segment_search import (load_all_segments, save_segments, searched_checkpoint, segment_search,
                                        segments_path)
 from src.model import infer_dataset, load_model
@@ -155,28 +158,60 @@ def meta_classify(cfg, dataset, epoch):
                                 search_identity(checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
                                                 label_identities(dataset), cached_images(cache_files)),
                                 config.stage_command(cfg, epoch, "-segment"))
-    remove_false_positives(cfg, results, config.segments_dir(cfg, epoch))
+    remove_false_positives(cfg, dataset, results, config.segments_dir(cfg, epoch))
 
 
-def remove_false_positives(cfg, results, out_dir, record=None):
+def segment_components(cfg, dataset, results):
+    """The component tables of the segments `results` of every frame (src/evaluation/segment_components.py), from
+    the frames' labels: what the cut of a *_f1 meta classifier is chosen on."""
+    segsize, instsize = config.COMPONENT_SIZES[cfg.evalset.VALSET]
+    tables = []
+    for i, result in enumerate(results):
+        gt_train = frame_train_ids(dataset, i)
+        label = (np.full(result["components"].shape, 255, np.uint8) if gt_train is None else
+                 binary_labels(gt_train, dataset.train_id_in, dataset.train_id_out))
+        tables.append(image_table(result["components"], label, segsize, instsize))
+    return SegmentComponents(tables)
+
+
+def remove_false_positives(cfg, dataset, results, out_dir, record=None):
     """Cross-validated meta classifier on the segment `results`; saves meta_classifier.npz / .json in `out_dir`
     (with the entries of `record`, e.g. the metric families) and prints its scores."""
     X, y, groups, names = segments_to_dataset([r["metrics"] for r in results])
+    setting = cfg.meta.meta_classifier
+    if cfg.meta.meta_cv == "loo" and setting != "paper":
+        raise UserError(f"--meta_classifier {setting} needs --meta_cv kfold (its cut is chosen on folds grouped by "
+                        "image); leave-one-segment-out is the paper's protocol, --meta_classifier paper")
     try:
-        prob = cross_validated_fp_probability(X, y, groups, mode=cfg.meta.meta_cv)
+        if cfg.meta.meta_cv == "loo":
+            prob = cross_validated_fp_probability(X, y, groups, mode="loo")
+            removed, cut = prob >= 0.5, np.full(len(y), 0.5)
+        else:
+            components = segment_components(cfg, dataset, results) if SETTINGS[setting][1] == "f1" else None
+            prob, removed, cut = cross_validated_decision(
+                X, y, groups, setting, lambda train, inner: best_cut(components, _spread(inner, train, len(y)),
+                                                                     np.unique(groups[train])))
     except ValueError as error:
         raise UserError(f"-removal: the meta classifier cannot train: {error}")
     scores = classifier_scores(y, prob)
-    removed = prob >= 0.5
     with atomic_path(os.path.join(out_dir, "meta_classifier.npz")) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, fp_probability=prob, removed=removed, image=groups, iou0=y)
+        np.savez_compressed(f, fp_probability=prob, removed=removed, image=groups, iou0=y, cut=cut)
     summary = {**scores, "num_segments": int(len(y)), "num_false_positives": int(y.sum()),
                "removed": int(removed.sum()), "removed_false_positives": int((removed & (y == 1)).sum()),
-               "meta_cv": cfg.meta.meta_cv, **(record or {}), "features": names, "config": cfg.to_dict()}
+               "meta_cv": cfg.meta.meta_cv, "meta_classifier": setting,
+               "cuts": [c if np.isfinite(c) else None for c in sorted(set(cut.tolist()))],  # None: removes none
+               **(record or {}), "features": names, "config": cfg.to_dict()}
     save_json(summary, os.path.join(out_dir, "meta_classifier.json"))
-    print(f"-removal: meta classifier ({cfg.meta.meta_cv}) on {len(y)} segments ({int(y.sum())} false positives): "
-          f"AUROC {scores['auroc']:.4f}, AP {scores['ap']:.4f}, accuracy {scores['accuracy']:.4f}; "
+    print(f"-removal: meta classifier ({setting}, {cfg.meta.meta_cv}) on {len(y)} segments ({int(y.sum())} false "
+          f"positives): AUROC {scores['auroc']:.4f}, AP {scores['ap']:.4f}, accuracy {scores['accuracy']:.4f}; "
           f"removes {int(removed.sum())} segments, {summary['removed_false_positives']} of them false positives")
+
+
+def _spread(values, index, n):
+    """(n,) float64 holding `values` at `index` and NaN elsewhere (the cut search only reads `index`)."""
+    out = np.full(n, np.nan)
+    out[index] = values
+    return out
 
 
 def _search_external_one(job):
@@ -267,7 +302,7 @@ def external_stages(cfg, dataset, stages, epoch):
         require_labels(cfg, dataset)
         out_dir = config.external_segments_dir(cfg)
         record, results = load_external_segments(out_dir, maps, config.external_command(cfg, "-segment"))
-        remove_false_positives(cfg, results, out_dir, {"families": record["families"],
+        remove_false_positives(cfg, dataset, results, out_dir, {"families": record["families"],
                                                        "threshold": record["threshold"]})
 
 

@@ -12,14 +12,17 @@ import os
 import h5py
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from src.errors import UserError
 from src.evaluation.over_cache import binary_labels
 from src.files import load_json
 from src.identity import label_identities
 from src.evaluation.score_maps import check_score_map_shapes, read_score_map, score_map_files
+from src.evaluation.scores import below
 from src.metaseg.metrics import compute_metrics_components
-from src.metaseg.score_segments import ground_truth_components, score_segment_metrics, segment_targets
+from src.metaseg.score_segments import (EIGHT_CONNECTED, at_least, ground_truth_components, score_segment_metrics,
+                                        segment_targets)
 from src.metaseg.segment_search import load_all_segments
 
 FAMILIES = ("score_map", "softmax")  # the metric families a segment search can use
@@ -208,26 +211,54 @@ def filtered_score(score, removed_pixels, low, threshold):
         return out
     excess = out[removed_pixels].astype(np.float64) - threshold  # >= 0, so the fraction below is in [0, 1)
     moved = threshold - span + span * excess / (excess + span)
-    cap = np.nextafter(np.float32(threshold), np.float32(-np.inf))
-    out[removed_pixels] = np.minimum(moved.astype(np.float32), cap)
+    out[removed_pixels] = np.minimum(moved.astype(np.float32), below(threshold))
     return out
 
 
-def score_label_pairs(maps, removed_pixels=None, low=None, threshold=None):
+def removal_region(score, components, removed, void, floor):
+    """(H, W) bool: the pixels a removal takes away at reach down to `floor`: the removed segments, and the
+    8-connected components of the non-void pixels scoring >= floor that hold a removed segment and no kept one.
+
+    A segment is only the part of a blob scoring >= t; a threshold below t (the leaderboard's best-F1 one)
+    sees the blob's rim as well, so moving the segment alone leaves a component there. A component at
+    `floor` that also holds a kept segment keeps its rim (only the removed segments' pixels go).
+    components: (H, W) segment ids (+-id, 0 none); removed: (n,) bool, id order; void: (H, W) bool."""
+    removed_pixels = removed_mask(components, removed)
+    labels, n = ndimage.label(at_least(score, floor) & ~void, structure=EIGHT_CONNECTED)
+    with_removed = np.bincount(labels[removed_pixels], minlength=n + 1) > 0
+    with_kept = np.bincount(labels[(components != 0) & ~removed_pixels], minlength=n + 1) > 0
+    with_removed[0] = False
+    return removed_pixels | (with_removed & ~with_kept)[labels]
+
+
+def meta_filtered_score(score, components, removed, void, low, threshold, reach):
+    """The map of a "+ meta classifier" row, which it scores and exports: (H, W) float32.
+
+    reach 0: the pixels of removed segments move into [m, threshold) in their order (`filtered_score`).
+    reach in (0, 1]: the removal also takes the connected pixels down to floor = threshold - reach (threshold -
+    low) (`removal_region`), and they all move into [(low + floor) / 2, floor) in their order, so a threshold
+    down to the floor sees no component of a removed segment, while a wrongly removed object still ranks above
+    every pixel below (low + floor) / 2 and FPR95 stays meaningful. A map holding -inf keeps reach 0."""
+    floor = threshold - reach * (threshold - low)
+    if reach == 0 or not np.isfinite(floor):
+        return filtered_score(score, removed_mask(components, removed), low, threshold)
+    return filtered_score(score, removal_region(score, components, removed, void, floor), low, floor)
+
+
+def score_label_pairs(maps, meta_filter=None):
     """Per labelled frame, (score (H, W), label (H, W) uint8: 0 in-distribution, 1 OoD, 255 ignored): the map as
     its file stores it (dtype and values, as the benchmark reads it).
 
-    removed_pixels: None, or a function frame index -> (H, W) bool pixels the meta classifier removed, which
-    are then moved below `threshold` (`filtered_score`, float32). Every metric of --scores_from is computed from
-    these pairs."""
+    meta_filter: None, or a function (frame index, score) -> the score after the meta classifier
+    (`meta_filtered_score`, float32). Every metric of --scores_from is computed from these pairs."""
     dataset = maps.dataset
     for i in range(len(maps)):
         gt_train = frame_train_ids(dataset, i)
         if gt_train is None:
             continue
         score = maps.stored_score(i)
-        if removed_pixels is not None:
-            score = filtered_score(score, removed_pixels(i), low, threshold)
+        if meta_filter is not None:
+            score = meta_filter(i, score)
         yield score, binary_labels(gt_train, dataset.train_id_in, dataset.train_id_out)
 
 

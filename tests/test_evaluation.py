@@ -27,7 +27,9 @@ from src.evaluation.over_cache import binary_labels
 from src.evaluation.pixel_metrics import PixelMetrics
 from src.evaluation.plots import frames_to_show
 from src.evaluation.protocols import build_protocol, evaluate_frames
-from src.evaluation.scores import ClassStats
+from src.evaluation.score_maps import read_score_map, score_map_path
+from src.evaluation.scores import ClassStats, meta_classified_score
+from src.external_maps import meta_filtered_score, removed_mask
 from src.evaluation.segment_errors import count_segment_errors
 from tests.test_meta_classification import MODEL, NAMES, run_stage2, run_stage3
 
@@ -186,6 +188,31 @@ def test_meta_classifier_row_without_removals_is_the_entropy_row(tiny_checkpoint
     assert not any(map(any, removed))
     assert_identical(rows["+ meta classifier"]["pixel"]["entropy+meta"], rows["baseline"]["pixel"]["entropy"])
     assert_identical(rows["+ meta classifier"]["component"], rows["baseline"]["component"])
+    assert_identical(rows["+ meta classifier"]["component_at_t"], rows["baseline"]["component_at_t"])
+
+
+@pytest.mark.parametrize("reach", ["0", "0.5"])
+def test_export_meta_writes_the_maps_the_meta_classifier_row_scores(tiny_checkpoints, prepared_world, tmp_path,
+                                                                    reach):
+    out = tmp_path / "submission"
+    evaluate_constructed_scenes(tiny_checkpoints, prepared_world, tmp_path, COVERED_REMOVED, "--export_smiyc",
+                                str(out), "--export_meta", "--removal_reach", reach, scenes=COVERED)
+    for i, scene in enumerate(COVERED):
+        probs, gt_train, _ = scene_arrays(**scene)
+        entropy_map = read_cache(cache_path(tmp_path / "LostAndFound" / f"{MODEL}_baseline" / "cache", i),
+                                 ("entropy",))["entropy"]
+        segments = load_segments(str(tmp_path / "LostAndFound" / f"{MODEL}_baseline" / "segments_t0.7" / f"{i:05d}.npz"))
+        removed = np.asarray(COVERED_REMOVED[i])
+        expected = (meta_classified_score(entropy_map, removed_mask(segments["components"], removed), 0.7)
+                    if reach == "0" else meta_filtered_score(entropy_map, segments["components"], removed,
+                                                             gt_train == 255, 0.0, 0.7, 0.5))
+        frame = build_valset("LostAndFound", str(prepared_world / "lost_and_found"), "test").frame_name(i)
+        exported = read_score_map(score_map_path(str(out), frame))
+        assert np.array_equal(exported, expected.astype(np.float16).astype(np.float32))
+        in_removed = removed_mask(segments["components"], removed)
+        assert (exported[in_removed] < 0.7).all() and np.array_equal(exported[~in_removed & (entropy_map >= 0.7)],
+                                                                      entropy_map[~in_removed & (entropy_map >= 0.7)]
+                                                                      .astype(np.float16).astype(np.float32))
 
 
 # Three obstacles, each under a uniform-softmax segment, and one false-positive segment; the meta classifier
@@ -201,8 +228,8 @@ def test_meta_classifier_row_ranks_wrongly_removed_obstacles_above_the_road(tiny
     """The removed segments' pixels fall below the kept segments but stay above the confident road, so the curves
     reach the wrongly removed obstacle before the road and FPR95 stays meaningful; scoring them 0 (below all
     road pixels) made it 100%."""
-    pixel = evaluate_constructed_scenes(tiny_checkpoints, prepared_world, tmp_path, COVERED_REMOVED,
-                                        scenes=COVERED)[0]["rows"]["+ meta classifier"]["pixel"]["entropy+meta"]
+    pixel = evaluate_constructed_scenes(tiny_checkpoints, prepared_world, tmp_path, COVERED_REMOVED, "--removal_reach",
+                                        "0", scenes=COVERED)[0]["rows"]["+ meta classifier"]["pixel"]["entropy+meta"]
     scores, zeroed, is_ood = [], [], []
     for i, scene in enumerate(COVERED):
         probs, gt_train, _ = scene_arrays(**scene)

@@ -214,7 +214,7 @@ def external(tiny_checkpoints, prepared_world, tmp_path_factory):
     maps_dir = io_root / "maps"
     false_blobs = hand_made_maps(dataset, maps_dir)
     common = ["--scores_from", str(maps_dir), "-threshold", "0.5", "--init_ckpt", str(baseline), "-epoch", "1"]
-    run_stage2(prepared_world, io_root, *common, "-segment", "-removal", "--meta_cv", "loo")
+    run_stage2(prepared_world, io_root, *common, "-segment", "-removal", "--meta_cv", "loo", "--meta_classifier", "paper")
     export = io_root / "filtered"
     report, printed = run_stage3(prepared_world, io_root, *common, "--export_smiyc", str(export), "-pixel",
                                  "-segment")
@@ -280,7 +280,7 @@ def test_evaluation_rows_equal_a_direct_computation_from_the_maps(external):
 def test_the_softmax_family_is_added_when_the_checkpoint_cache_exists(external, prepared_world, tmp_path):
     io_root = external.io_root
     run_stage2(prepared_world, io_root, "--init_ckpt", str(external.baseline), "-epoch", "1", "-prepare")
-    run_stage2(prepared_world, io_root, *external.common, "-segment", "-removal", "--meta_cv", "loo")
+    run_stage2(prepared_world, io_root, *external.common, "-segment", "-removal", "--meta_cv", "loo", "--meta_classifier", "paper")
     summary = json.loads((external.segments / "meta_classifier.json").read_text())
     assert summary["families"] == ["score_map", "softmax"]
     assert {"E", "D_var_in", "cprob3", "ndist18", "score_max_bd", "fill"} <= set(summary["features"])
@@ -291,7 +291,7 @@ def test_the_softmax_family_is_added_when_the_checkpoint_cache_exists(external, 
     for name in ("E", "V_var_bd", "cprob0", "ndist5"):
         np.testing.assert_allclose(components["metrics"][name], expected[name], err_msg=name)
     # --metric_families score_map leaves them out again
-    run_stage2(prepared_world, io_root, *external.common, "-segment", "-removal", "--meta_cv", "loo",
+    run_stage2(prepared_world, io_root, *external.common, "-segment", "-removal", "--meta_cv", "loo", "--meta_classifier", "paper",
                "--metric_families", "score_map")
     assert json.loads((external.segments / "meta_classifier.json").read_text())["families"] == ["score_map"]
 

@@ -275,7 +275,7 @@ def test_removal_writes_a_classifier_that_agrees_with_the_segment_results(
     assert summary["accuracy"] == pytest.approx(accuracy_score(iou0, prob >= 0.5))
     assert summary["meta_cv"] == "kfold" and len(summary["features"]) == 75
     assert not {"iou", "iou0", "prc"} & set(summary["features"])
-    assert (f"-removal: meta classifier (kfold) on {len(iou0)} segments ({iou0.sum()} false positives)"
+    assert (f"-removal: meta classifier ({summary['meta_classifier']}, kfold) on {len(iou0)} segments ({iou0.sum()} false positives)"
             in capsys.readouterr().out)
 
 

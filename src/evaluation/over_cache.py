@@ -4,7 +4,7 @@ from tqdm import tqdm
 
 from src.cache import read_cache
 from src.evaluation.protocols import build_protocol
-from src.evaluation.scores import anomaly_score, meta_classified_score
+from src.evaluation.scores import anomaly_score
 
 UNIT_SCORES = ("entropy", "max_softmax", "entropy+meta")  # the scores that lie in [0, 1]
 
@@ -18,16 +18,16 @@ def binary_labels(gt_train, in_id, out_id):
 
 
 def pixel_metrics(cache_files, in_id, out_id, scores, protocols, segsize, instsize, class_stats=None,
-                  removed_masks=None, threshold=None, desc="pixel metrics"):
+                  meta_filter=None, desc="pixel metrics"):
     """{protocol: {score name: accumulator of protocols.build_protocol}} over the labelled images of `cache_files`.
 
     protocols: names of src.evaluation.protocols.PROTOCOLS; meta-ood only sees the scores in [0, 1]
-    (UNIT_SCORES), as it bins [0, 1]. removed_masks: None, or a function image index -> (H, W) bool of
-    pixels in segments the meta classifier removed; then the entropy score is also evaluated after meta
-    classification (`meta_classified_score` with the segment search's `threshold`), as "entropy+meta".
+    (UNIT_SCORES), as it bins [0, 1]. meta_filter: None, or a function (image index, entropy) -> the entropy
+    after the meta classifier ((H, W) float32, removed segments moved below the segment threshold); then that
+    score is evaluated too, as "entropy+meta".
     segsize, instsize: for the protocols' component metrics.
     """
-    names = list(scores) + (["entropy+meta"] if removed_masks is not None else [])
+    names = list(scores) + (["entropy+meta"] if meta_filter is not None else [])
     # smiyc evaluates these scores as --export_smiyc stores them, in float16
     metrics = {p: {name: build_protocol(p, segsize, instsize, np.float16) for name in names
                    if p != "meta-ood" or name in UNIT_SCORES} for p in protocols}
@@ -38,7 +38,7 @@ def pixel_metrics(cache_files, in_id, out_id, scores, protocols, segsize, instsi
         label = binary_labels(cache["gt_train"], in_id, out_id)
         for name in names:
             if name == "entropy+meta":
-                score = meta_classified_score(cache["entropy"], removed_masks(index), threshold)
+                score = meta_filter(index, cache["entropy"])
             elif name == "entropy":
                 score = cache["entropy"]
             else:
@@ -49,21 +49,20 @@ def pixel_metrics(cache_files, in_id, out_id, scores, protocols, segsize, instsi
     return metrics
 
 
-def component_metrics(cache_files, in_id, out_id, accumulators, removed_masks=None, threshold=None,
+def component_metrics(cache_files, in_id, out_id, accumulators, meta_filter=None, at_threshold=(),
                       desc="component metrics"):
     """The component pass of each protocol accumulator in `accumulators` (filled by pixel_metrics with the
-    entropy score, optionally after meta classification) over the labelled images; returns nothing, each
-    accumulator's compute() then holds its "component" metrics."""
-    passes = [p for p in (a.components() for a in accumulators) if p is not None]
+    entropy score, optionally after the meta classifier: `meta_filter` as in pixel_metrics) over the labelled
+    images, and of the ComponentMetrics in `at_threshold` (those at the segment threshold); returns nothing,
+    each protocol accumulator's compute() then holds its "component" metrics."""
+    passes = [p for p in (a.components() for a in accumulators) if p is not None] + list(at_threshold)
     if not passes:
         return
     for index, path in enumerate(tqdm(cache_files, desc=desc, unit="image")):
         cache = read_cache(path, ("entropy", "gt_train"))
         if not cache["has_label"]:
             continue
-        score = cache["entropy"]
-        if removed_masks is not None:
-            score = meta_classified_score(score, removed_masks(index), threshold)
+        score = cache["entropy"] if meta_filter is None else meta_filter(index, cache["entropy"])
         label = binary_labels(cache["gt_train"], in_id, out_id)
         for components in passes:
             components.update(score, label)

@@ -33,14 +33,16 @@ def results_table(rows, protocols=("exact",), score="entropy", meta_score="entro
     every score of every checkpoint. Pixel columns show `score` (`meta_score` in the "+ meta classifier" row).
 
     rows: {row name: {"pixel": {score: result}, "segments": {fp, fn}, "component": ComponentMetrics.compute(),
-    "protocols": {protocol: {"pixel": ..., "component": ...}}}}, any part optional; protocols: the names
+    "component_at_t": the same at the segment threshold t, "protocols": {protocol: {"pixel": ..., "component":
+    ...}}}}, any part optional; protocols: the names
     of src.evaluation.protocols.PROTOCOLS that were run.
     """
     several = len(protocols) > 1
     head = "| | protocol " if several else "| "
-    lines = [head + "| AUROC | AP | FPR95 | FP segments | FN segments | sIoU | PPV | mean F1 |",
-             "|---|" + "---|" * (9 if several else 8)]
+    lines = [head + "| AUROC | AP | FPR95 | FP segments | FN segments | sIoU | PPV | mean F1 | sIoU at t | PPV at t | "
+             "mean F1 at t |", "|---|" + "---|" * (12 if several else 11)]
     for name, row in rows.items():
+        at_t = row.get("component_at_t", {})  # the same in every protocol's line: the segments' own threshold
         for protocol in protocols:
             entry = protocol_entry(row, protocol)
             pixel = entry.get("pixel", {}).get(meta_score if name == "+ meta classifier" else score, {})
@@ -49,7 +51,8 @@ def results_table(rows, protocols=("exact",), score="entropy", meta_score="entro
                          f"| {_percent(pixel.get('auroc'))} | {_percent(pixel.get('ap'))} | "
                          f"{_percent(pixel.get('fpr95'))} | {segments.get('fp', '–')} | {segments.get('fn', '–')} | "
                          f"{_percent(component.get('siou_gt'))} | {_percent(component.get('ppv'))} | "
-                         f"{_percent(component.get('mean_f1'))} |")
+                         f"{_percent(component.get('mean_f1'))} | {_percent(at_t.get('siou_gt'))} | "
+                         f"{_percent(at_t.get('ppv'))} | {_percent(at_t.get('mean_f1'))} |")
     lines += ["", "| checkpoint | " + ("protocol | " if several else "") + "score | AUROC | AP | FPR95 |",
               "|---|---|---|---|---|" + ("---|" if several else "")]
     lines += [f"| {name} | " + (f"{protocol} | " if several else "") +

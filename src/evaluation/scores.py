@@ -92,7 +92,7 @@ def meta_classified_score(entropy, removed_mask, threshold):
     entropy: (H, W) float normalised entropy; removed_mask: (H, W) bool, the pixels of the segments the
     meta classifier removed (each has entropy >= threshold, the segment search's threshold).
     Returns (H, W) float32: kept pixels keep their entropy; a removed pixel gets threshold * entropy,
-    capped at the largest float32 below threshold. So a removed segment ranks below every kept segment,
+    capped below threshold (`below`). So a removed segment ranks below every kept segment,
     and a segment search at `threshold` would not find it again, but its pixels keep their order among
     themselves and stay above the in-distribution pixels of low entropy: the PR and ROC curves still
     reach every OoD pixel the meta classifier removed wrongly before they take in all in-distribution
@@ -101,9 +101,20 @@ def meta_classified_score(entropy, removed_mask, threshold):
     removed the score is the entropy, bit for bit.
     """
     score = np.array(entropy, dtype=np.float32)
-    cap = np.nextafter(np.float32(threshold), np.float32(-np.inf))
-    score[removed_mask] = np.minimum(np.float32(threshold) * score[removed_mask], cap)
+    score[removed_mask] = np.minimum(np.float32(threshold) * score[removed_mask], below(threshold))
     return score
+
+
+def below(threshold):
+    """The largest value below `threshold` that float32 and float16 both hold (float32's when float16 cannot
+    hold the threshold): a removed pixel capped at it stays below the threshold in the float16 submission
+    files too (capped at float32's largest value below 0.7, an entropy of 1 rounded up to 0.7002 there)."""
+    half = np.float16(threshold)
+    if not np.isfinite(half) or half == 0:
+        return np.nextafter(np.float32(threshold), np.float32(-np.inf))
+    if float(half) >= threshold:
+        half = np.nextafter(half, np.float16(-np.inf))
+    return np.float32(half)
 
 
 class ClassStats:
