@@ -191,14 +191,19 @@ def check_claims(io):
     return [("holds:        " if ok else "DOES NOT HOLD: ") + text for ok, text in claims], all(ok for ok, _ in claims)
 
 
+def external_dirs(io, kind):
+    """(segments and meta classifier, results) folders of the demo's external map `kind` under `io`."""
+    flag, value = EXTERNAL[kind]
+    return config.external_paths(io, "LostAndFound", os.path.join(io, "external_maps", kind),
+                                 f"{'q' if flag == '--score_quantile' else 't'}{float(value)}")
+
+
 def external_table(io):
     """Before / after the meta classifier on each external map: the component metrics and segment counts."""
     lines = ["| map | | FP segments | FN segments | sIoU | PPV | mean F1 | sIoU at t | PPV at t | mean F1 at t | "
              "meta classifier AUROC |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for kind, (flag, value) in EXTERNAL.items():
-        segments_dir, results_dir = config.external_paths(
-            io, "LostAndFound", os.path.join(io, "external_maps", kind),
-            f"{'q' if flag == '--score_quantile' else 't'}{float(value)}")
+    for kind in EXTERNAL:
+        segments_dir, results_dir = external_dirs(io, kind)
         with open(os.path.join(results_dir, "results.json")) as f:
             report = json.load(f)
         families = " + ".join(report.get("families", []))

@@ -179,7 +179,8 @@ def export_smiyc(cfg, dataset, epoch, out_dir):
     cache_files = epoch_cache(cfg, dataset, epoch)
     meta_filter = None
     if cfg.stages.export_meta:
-        identity = search_identity(checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)), label_identities(dataset))
+        identity = search_identity(checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)), label_identities(dataset),
+                                   cached_images(cache_files))
         results = load_all_segments(config.segments_dir(cfg, epoch), len(dataset), identity,
                                     config.stage_command(cfg, epoch, "-segment"))
         meta_filter = entropy_meta_filter(cfg, cache_files, results, load_meta_classifier(cfg, epoch, results))
@@ -234,7 +235,7 @@ def evaluate_oodmc(cfg, ctx, dataset, epoch):
     out_dir = os.path.join(config.oodmc_dir(cfg, epoch), "scores")
     evaluated = settings["eval_images"]
     todo = [i for i in evaluated if not os.path.isfile(os.path.join(out_dir, f"{i:05d}.npy"))]
-    mine = distributed.shard(todo, ctx)
+    mine = distributed.shard_listed(todo, ctx)
     if mine:
         model = load_model(cfg.model.MODEL, config.evaluated_checkpoint(cfg, epoch), ctx.device, config.NUM_CLASSES)
         for i in tqdm(mine, desc="OODMC evaluation", unit="image", disable=not ctx.is_main):

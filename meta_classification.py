@@ -69,7 +69,7 @@ def prepare(cfg, ctx, dataset, epoch):
             if not is_current(cache_path(cache_dir, i), identity, labels[i], dataset.images[i])]
     if ctx.is_main:
         print(f"-prepare: {len(dataset) - len(todo)} of {len(dataset)} images already cached in {cache_dir}")
-    mine = distributed.shard(todo, ctx)
+    mine = distributed.shard_listed(todo, ctx)
     if mine:
         check_labels(dataset, mine)  # before the first forward pass
         model = epoch_model(cfg, ctx, epoch)
@@ -127,7 +127,7 @@ def search_segments(cfg, ctx, dataset, epoch):
         print(f"-segment: {len(dataset) - len(jobs)} of {len(dataset)} images already searched in {out_dir}")
         save_json({"checkpoint": identity, "entropy_threshold": threshold,
                    "num_images": len(dataset), "config": cfg.to_dict()}, os.path.join(out_dir, "segments.json"))
-    mine = distributed.shard(jobs, ctx)
+    mine = distributed.shard_listed(jobs, ctx)
     run_jobs(_search_one, mine, cfg.run.num_workers, dict(desc="segment search", unit="image", disable=not ctx.is_main))
     distributed.barrier(ctx)
 
@@ -353,7 +353,7 @@ def oodmc_training_features(cfg, ctx, dataset, epoch):
     if ctx.is_main:
         print(f"-moment: {cfg.oodmc.svm_points_num} training pixels from {len(train)} images; "
               f"{len(todo)} images to sample ({cfg.oodmc.moment_num} MC-dropout passes each)")
-    mine = distributed.shard(todo, ctx)
+    mine = distributed.shard_listed(todo, ctx)
     if mine:
         model = epoch_model(cfg, ctx, epoch)
         for i, index in tqdm(mine, desc="OODMC training features", unit="image", disable=not ctx.is_main):

@@ -53,9 +53,7 @@ def load_case(io, kind):
         segments_dir = os.path.join(io, "LostAndFound", demo.RUN, "segments_t0.7")
         scores, low, threshold = [c["entropy"] for c in caches], 0.0, 0.7
     else:
-        flag, value = demo.EXTERNAL[kind]
-        segments_dir = os.path.join(io, "LostAndFound", "external", kind,
-                                    f"segments_{'q' if flag == '--score_quantile' else 't'}{float(value)}")
+        segments_dir = demo.external_dirs(io, kind)[0]
         maps = os.path.join(io, "external_maps", kind)
         scores = [read_score_map(score_map_path(maps, c["frame_name"])) for c in caches]
         threshold = float(load_json(os.path.join(segments_dir, "segments.json"), "rerun the demo")["threshold"])
@@ -154,7 +152,7 @@ def main():
     measured = {}
     lines = [HEAD]
     for seed, io in enumerate(args.io):
-        if not os.path.isfile(os.path.join(io, "results", "LostAndFound", "external_noisy_entropy", "results.json")):
+        if not os.path.isfile(os.path.join(demo.external_dirs(io, "noisy_entropy")[1], "results.json")):
             print(f"seed {seed}: no finished demo in {io}; skipped", flush=True)
             continue
         for kind in MAPS:

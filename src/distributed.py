@@ -38,6 +38,14 @@ def shard(indices, ctx):
     return list(indices)[ctx.rank::ctx.world_size]
 
 
+def shard_listed(todo, ctx):
+    """This rank's share of `todo`, a list of what is not on disk yet, once every rank has made its list: a rank
+    that wrote its first output before another listed would shorten that rank's list, shift its share and leave
+    an item to no rank."""
+    barrier(ctx)
+    return shard(todo, ctx)
+
+
 def any_rank(flag, ctx):
     """True on every rank when `flag` is true on any rank (so all ranks stop together)."""
     if ctx.world_size == 1:

@@ -488,7 +488,7 @@ def searched_maps(prepared_world, tiny_checkpoints, tmp_path_factory):
     maps = write_maps(prepared_world, root / "maps")
     io_root = root / "io"
     args = maps_args(prepared_world, io_root, maps, tiny_checkpoints[1])
-    for script, extra in (("meta_classification.py", ["-segment", "-removal", "--meta_cv", "loo"]),
+    for script, extra in (("meta_classification.py", ["-segment", "-removal", "--meta_cv", "loo", "--meta_classifier", "paper"]),
                           ("evaluation.py", [])):
         result = run_cli(script, *args, *extra)
         assert result.code == 0, result.err[-3000:]
@@ -521,7 +521,7 @@ def test_two_map_folders_of_one_name_keep_their_own_outputs(searched_maps, prepa
     kept = checksums(io_root)
     other = write_maps(prepared_world, tmp_path / "b" / "maps", lambda i, score: score * 0.9)
     args = maps_args(prepared_world, io_root, other, tiny_checkpoints[1])
-    assert run_cli("meta_classification.py", *args, "-segment", "-removal", "--meta_cv", "loo").code == 0
+    assert run_cli("meta_classification.py", *args, "-segment", "-removal", "--meta_cv", "loo", "--meta_classifier", "paper").code == 0
     assert run_cli("evaluation.py", *args).code == 0
     after = checksums(io_root)
     assert {path: after.get(path) for path in kept} == kept, "the maps of b/maps replaced those of a/maps"
@@ -589,7 +589,7 @@ def test_results_of_thresholds_and_protocols_sit_side_by_side(searched_maps, pre
         assert "smiyc" in rows[name]["protocols"]
     assert "| external | smiyc |" in result.out and "| external | exact |" in result.out
     kept = checksums(results.parent)
-    assert run_cli("meta_classification.py", *args[:-1], "0.6", "-segment", "-removal", "--meta_cv", "loo").code == 0
+    assert run_cli("meta_classification.py", *args[:-1], "0.6", "-segment", "-removal", "--meta_cv", "loo", "--meta_classifier", "paper").code == 0
     assert run_cli("evaluation.py", *args[:-1], "0.6").code == 0
     assert checksums(results.parent) == kept, "-threshold 0.6 replaced the results of 0.5"
     # a damaged results file is named before any metric is computed
