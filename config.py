@@ -116,9 +116,6 @@ class EvalSet:
     laf_split: str = setting("test", "LostAndFound frames: test (all 1203 test frames, hazards OoD) or testNoKnown (the "
                                      "SegmentMeIfYouCan leaderboard's 1043 frames without people and bicycles, every "
                                      "object OoD)", choices=("test", "testNoKnown"))
-    TRAINSET: str = setting(TRAINSETS[0], "training set of the evaluated checkpoint; taken so that scripts written "
-                                          "for the original run (only OoD-trained checkpoints are evaluated)",
-                            flags=("-train",), choices=TRAINSETS[:1])
     val_epoch: int = setting(4, "checkpoint to evaluate: epoch e of OoD training, 0 = init_ckpt (the baseline)",
                              flags=("-epoch",), low=0)
     entropy_threshold: float = setting(0.7, "normalised-entropy threshold of the OoD segment search, in [0, 1]",
@@ -238,13 +235,16 @@ def _integer(text):
 _integer.__name__ = "int"
 
 
-def build_parser(description, groups):
-    """argparse parser with one flag per field of `groups` ({attribute name in Config: group class})."""
+def build_parser(description, groups, leave_out=()):
+    """argparse parser with one flag per field of `groups` ({attribute name in Config: group class}), except the
+    fields named in `leave_out`: a script takes exactly the settings it reads (tests/test_settings_read.py)."""
     parser = argparse.ArgumentParser(description=description, allow_abbrev=False,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for group_cls in groups.values():
         section = parser.add_argument_group(group_cls.__name__)
         for f in dataclasses.fields(group_cls):
+            if f.name in leave_out:
+                continue
             meta = f.metadata
             names = [*meta["flags"], f"--{f.name}"]
             if f.type is bool:
@@ -258,9 +258,9 @@ def build_parser(description, groups):
 
 
 def parse_config(groups, args):
-    """Frozen Config from parsed `args` of `build_parser(..., groups)`."""
+    """Frozen Config from parsed `args` of `build_parser(..., groups)`; a field the parser left out keeps its default."""
     values = vars(args)
-    return Config(**{name: cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+    return Config(**{name: cls(**{f.name: values.get(f.name, f.default) for f in dataclasses.fields(cls)})
                      for name, cls in groups.items()})
 
 
