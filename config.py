@@ -18,7 +18,6 @@ NUM_CLASSES = 19  # the Cityscapes train classes
 MODELS = ("DeepLabV3+_WideResNet38", "DualGCNNet_res50", "DeepLabV3+_TinyResNet")
 TRAINSETS = ("Cityscapes+COCO", "Cityscapes")
 VALSETS = ("LostAndFound", "Fishyscapes", "RoadAnomaly21", "RoadObstacle21")
-SCORES = ("entropy", "max_softmax", "max_logit", "sml", "energy")
 PROTOCOLS = ("exact", "meta-ood", "smiyc", "all")
 # (segsize, instsize) of the SegmentMeIfYouCan component metrics: obstacle-type and anomaly-type sets
 COMPONENT_SIZES = {"LostAndFound": (50, 10), "RoadObstacle21": (50, 10), "Fishyscapes": (500, 100),
