@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import math
 import os
+import shlex
 from dataclasses import dataclass, field
 
 from src.errors import UserError
@@ -386,12 +387,7 @@ def external_results_dir(cfg):
 
 def external_command(cfg, stage):
     """The command line that runs `stage` of meta_classification.py on the --scores_from maps of this config."""
-    return (f"python meta_classification.py --scores_from {cfg.scores.scores_from} {stage} -val {cfg.evalset.VALSET} "
-            f"--fs_split {cfg.evalset.fs_split} --laf_split {cfg.evalset.laf_split} -threshold "
-            f"{cfg.evalset.entropy_threshold} --score_quantile {cfg.scores.score_quantile} --metric_families "
-            f"{cfg.scores.metric_families} -model {cfg.model.MODEL} --optim_target {cfg.model.optim_target} -alpha "
-            f"{cfg.model.pareto_alpha} -epoch {cfg.evalset.val_epoch} --data_root {cfg.paths.data_root} --io_root "
-            f"{cfg.paths.io_root}" + (f" --init_ckpt {cfg.model.init_ckpt}" if cfg.model.init_ckpt else ""))
+    return meta_command(cfg, stage)
 
 
 def evaluated_checkpoint(cfg, epoch):
@@ -408,11 +404,28 @@ def evaluated_checkpoint(cfg, epoch):
 
 def stage_command(cfg, epoch, stage):
     """The command line that runs `stage` (-prepare, -segment, ...) for checkpoint `epoch` of this config."""
-    return (f"python meta_classification.py {stage} -val {cfg.evalset.VALSET} --fs_split {cfg.evalset.fs_split} "
-            f"--laf_split {cfg.evalset.laf_split} "
-            f"-model {cfg.model.MODEL} --optim_target {cfg.model.optim_target} -alpha {cfg.model.pareto_alpha} "
-            f"-epoch {epoch} -threshold {cfg.evalset.entropy_threshold} --data_root {cfg.paths.data_root} "
-            f"--io_root {cfg.paths.io_root}" + (f" --init_ckpt {cfg.model.init_ckpt}" if cfg.model.init_ckpt else ""))
+    return meta_command(cfg, stage, val_epoch=epoch, scores_from="")
+
+
+# the groups of meta_classification.py, whose command lines the scripts print as hints
+META_GROUPS = {"paths": Paths, "run": Run, "model": Model, "evalset": EvalSet, "meta": MetaStages, "oodmc": Oodmc,
+               "scores": ScoresFrom}
+
+
+def meta_command(cfg, stage, **overrides):
+    """`python meta_classification.py <stage>` with every setting of `cfg` that script takes and that differs from
+    its default (`overrides`: field name -> value), made from the settings themselves so that it cannot drift from
+    the parser; the stage switches (-prepare, ...) are left to `stage`."""
+    parts = ["python meta_classification.py", stage]
+    for name, cls in META_GROUPS.items():
+        group = getattr(cfg, name)
+        for f in dataclasses.fields(cls):
+            if f.type is bool:
+                continue
+            value = overrides.get(f.name, f.default if group is None else getattr(group, f.name))
+            if value != f.default:
+                parts += [f"--{f.name}", shlex.quote(str(value))]
+    return " ".join(parts)
 
 
 if __name__ == "__main__":
