@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import math
 import os
+import shlex
 from dataclasses import dataclass, field
 
 from src.errors import UserError
@@ -18,7 +19,6 @@ NUM_CLASSES = 19  # the Cityscapes train classes
 MODELS = ("DeepLabV3+_WideResNet38", "DualGCNNet_res50", "DeepLabV3+_TinyResNet")
 TRAINSETS = ("Cityscapes+COCO", "Cityscapes")
 VALSETS = ("LostAndFound", "Fishyscapes", "RoadAnomaly21", "RoadObstacle21")
-SCORES = ("entropy", "max_softmax", "max_logit", "sml", "energy")
 PROTOCOLS = ("exact", "meta-ood", "smiyc", "all")
 # (segsize, instsize) of the SegmentMeIfYouCan component metrics: obstacle-type and anomaly-type sets
 COMPONENT_SIZES = {"LostAndFound": (50, 10), "RoadObstacle21": (50, 10), "Fishyscapes": (500, 100),
@@ -116,9 +116,6 @@ class EvalSet:
     laf_split: str = setting("test", "LostAndFound frames: test (all 1203 test frames, hazards OoD) or testNoKnown (the "
                                      "SegmentMeIfYouCan leaderboard's 1043 frames without people and bicycles, every "
                                      "object OoD)", choices=("test", "testNoKnown"))
-    TRAINSET: str = setting(TRAINSETS[0], "training set of the evaluated checkpoint; taken so that scripts written "
-                                          "for the original run (only OoD-trained checkpoints are evaluated)",
-                            flags=("-train",), choices=TRAINSETS[:1])
     val_epoch: int = setting(4, "checkpoint to evaluate: epoch e of OoD training, 0 = init_ckpt (the baseline)",
                              flags=("-epoch",), low=0)
     entropy_threshold: float = setting(0.7, "normalised-entropy threshold of the OoD segment search, in [0, 1]",
@@ -238,13 +235,16 @@ def _integer(text):
 _integer.__name__ = "int"
 
 
-def build_parser(description, groups):
-    """argparse parser with one flag per field of `groups` ({attribute name in Config: group class})."""
+def build_parser(description, groups, leave_out=()):
+    """argparse parser with one flag per field of `groups` ({attribute name in Config: group class}), except the
+    fields named in `leave_out`: a script takes exactly the settings it reads (tests/test_settings_read.py)."""
     parser = argparse.ArgumentParser(description=description, allow_abbrev=False,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for group_cls in groups.values():
         section = parser.add_argument_group(group_cls.__name__)
         for f in dataclasses.fields(group_cls):
+            if f.name in leave_out:
+                continue
             meta = f.metadata
             names = [*meta["flags"], f"--{f.name}"]
             if f.type is bool:
@@ -258,9 +258,9 @@ def build_parser(description, groups):
 
 
 def parse_config(groups, args):
-    """Frozen Config from parsed `args` of `build_parser(..., groups)`."""
+    """Frozen Config from parsed `args` of `build_parser(..., groups)`; a field the parser left out keeps its default."""
     values = vars(args)
-    return Config(**{name: cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+    return Config(**{name: cls(**{f.name: values.get(f.name, f.default) for f in dataclasses.fields(cls)})
                      for name, cls in groups.items()})
 
 
@@ -387,12 +387,7 @@ def external_results_dir(cfg):
 
 def external_command(cfg, stage):
     """The command line that runs `stage` of meta_classification.py on the --scores_from maps of this config."""
-    return (f"python meta_classification.py --scores_from {cfg.scores.scores_from} {stage} -val {cfg.evalset.VALSET} "
-            f"--fs_split {cfg.evalset.fs_split} --laf_split {cfg.evalset.laf_split} -threshold "
-            f"{cfg.evalset.entropy_threshold} --score_quantile {cfg.scores.score_quantile} --metric_families "
-            f"{cfg.scores.metric_families} -model {cfg.model.MODEL} --optim_target {cfg.model.optim_target} -alpha "
-            f"{cfg.model.pareto_alpha} -epoch {cfg.evalset.val_epoch} --data_root {cfg.paths.data_root} --io_root "
-            f"{cfg.paths.io_root}" + (f" --init_ckpt {cfg.model.init_ckpt}" if cfg.model.init_ckpt else ""))
+    return meta_command(cfg, stage)
 
 
 def evaluated_checkpoint(cfg, epoch):
@@ -409,11 +404,28 @@ def evaluated_checkpoint(cfg, epoch):
 
 def stage_command(cfg, epoch, stage):
     """The command line that runs `stage` (-prepare, -segment, ...) for checkpoint `epoch` of this config."""
-    return (f"python meta_classification.py {stage} -val {cfg.evalset.VALSET} --fs_split {cfg.evalset.fs_split} "
-            f"--laf_split {cfg.evalset.laf_split} "
-            f"-model {cfg.model.MODEL} --optim_target {cfg.model.optim_target} -alpha {cfg.model.pareto_alpha} "
-            f"-epoch {epoch} -threshold {cfg.evalset.entropy_threshold} --data_root {cfg.paths.data_root} "
-            f"--io_root {cfg.paths.io_root}" + (f" --init_ckpt {cfg.model.init_ckpt}" if cfg.model.init_ckpt else ""))
+    return meta_command(cfg, stage, val_epoch=epoch, scores_from="")
+
+
+# the groups of meta_classification.py, whose command lines the scripts print as hints
+META_GROUPS = {"paths": Paths, "run": Run, "model": Model, "evalset": EvalSet, "meta": MetaStages, "oodmc": Oodmc,
+               "scores": ScoresFrom}
+
+
+def meta_command(cfg, stage, **overrides):
+    """`python meta_classification.py <stage>` with every setting of `cfg` that script takes and that differs from
+    its default (`overrides`: field name -> value), made from the settings themselves so that it cannot drift from
+    the parser; the stage switches (-prepare, ...) are left to `stage`."""
+    parts = ["python meta_classification.py", stage]
+    for name, cls in META_GROUPS.items():
+        group = getattr(cfg, name)
+        for f in dataclasses.fields(cls):
+            if f.type is bool:
+                continue
+            value = overrides.get(f.name, f.default if group is None else getattr(group, f.name))
+            if value != f.default:
+                parts += [f"--{f.name}", shlex.quote(str(value))]
+    return " ".join(parts)
 
 
 if __name__ == "__main__":

@@ -53,11 +53,14 @@ def get_args_parser():
 def demo_steps(data, io, seed):
     """(title, argv) of every step, in order."""
     # one process: on 2 cores, data-loader workers would fight the training threads for the CPU
-    common = ["--data_root", data, "--io_root", io, "-model", MODEL, "--num_workers", "0", "--seed", str(seed)]
+    common = ["--data_root", data, "--io_root", io, "-model", MODEL, "--num_workers", "0"]
+    seeded = [*common, "--seed", str(seed)]  # evaluation.py draws nothing, so it takes no --seed
     baseline = baseline_checkpoint(io)
-    evaluate = [*common, "--init_ckpt", baseline, "-val", "LostAndFound"]
-    smiyc = [*common, "--init_ckpt", baseline, "-val", "RoadObstacle21"]
-    ood_training = [*common, "--init_ckpt", baseline, "-crop", "128", "--batch_size", "8",
+    evaluate = [*seeded, "--init_ckpt", baseline, "-val", "LostAndFound"]
+    measure = [*common, "--init_ckpt", baseline, "-val", "LostAndFound"]
+    smiyc = [*seeded, "--init_ckpt", baseline, "-val", "RoadObstacle21"]
+    smiyc_measure = [*common, "--init_ckpt", baseline, "-val", "RoadObstacle21"]
+    ood_training = [*seeded, "--init_ckpt", baseline, "-crop", "128", "--batch_size", "8",
                     "--ood_subsampling_factor", "0.35"]
     return [
         ("demo world", ["preparation/make_demo_world.py", "--data_root", data, "--size", "demo", "--seed", str(seed)]),
@@ -68,7 +71,7 @@ def demo_steps(data, io, seed):
         ("COCO objects pasted into Cityscapes", ["src/dataset/cs_coco_embedding.py", "--data_root", data,
                                                 "--cs_per_coco", "2", "--crop_size", "64", "--seed", str(seed)]),
         ("baseline: the small model trained on Cityscapes alone",
-         ["ood_training.py", *common, "-train", "Cityscapes", "--init_ckpt", "none", "-nepochs", str(BASELINE_EPOCHS),
+         ["ood_training.py", *seeded, "-train", "Cityscapes", "--init_ckpt", "none", "-nepochs", str(BASELINE_EPOCHS),
           "-crop", "128", "--batch_size", "8", "-lr", "2e-3"]),
         ("OoD training: entropy maximisation on COCO objects",
          ["ood_training.py", *ood_training, "-nepochs", str(OOD_EPOCHS - OOD_LOW_LR_EPOCHS), "-lr", "1e-3"]),
@@ -79,21 +82,21 @@ def demo_steps(data, io, seed):
                                                           "-prepare", "-segment"]),
         ("OoD-trained model: cache, segment search, meta classifier",
          ["meta_classification.py", *evaluate, "-epoch", str(OOD_EPOCHS)]),
-        ("SML statistics on Cityscapes train", ["evaluation.py", *evaluate, "-epoch", str(OOD_EPOCHS), "--sml_stats"]),
-        ("evaluation", ["evaluation.py", *evaluate, "-epoch", str(OOD_EPOCHS), "--protocol", "all"]),
+        ("SML statistics on Cityscapes train", ["evaluation.py", *measure, "-epoch", str(OOD_EPOCHS), "--sml_stats"]),
+        ("evaluation", ["evaluation.py", *measure, "-epoch", str(OOD_EPOCHS), "--protocol", "all"]),
         ("OODMC: MC-dropout moment features and a linear SVM",
          ["meta_classification.py", *evaluate, "-epoch", str(OOD_EPOCHS), "-moment", "-SVM", *OODMC]),
-        ("OODMC evaluation", ["evaluation.py", *evaluate, "-epoch", str(OOD_EPOCHS), "-moment", *OODMC]),
+        ("OODMC evaluation", ["evaluation.py", *measure, "-epoch", str(OOD_EPOCHS), "-moment"]),
         ("RoadObstacle21-like track: baseline", ["meta_classification.py", *smiyc, "-epoch", "0", "-prepare",
                                                  "-segment"]),
         ("RoadObstacle21-like track: OoD-trained model", ["meta_classification.py", *smiyc, "-epoch", str(OOD_EPOCHS)]),
         ("RoadObstacle21-like track: evaluation and submission files",
-         ["evaluation.py", *smiyc, "-epoch", str(OOD_EPOCHS), "-pixel", "-segment", "--export_smiyc",
+         ["evaluation.py", *smiyc_measure, "-epoch", str(OOD_EPOCHS), "-pixel", "-segment", "--export_smiyc",
           os.path.join(io, "smiyc", "RoadObstacle21")]),
         ("RoadObstacle21-like track: the maps after the meta classifier as submission files",
-         ["evaluation.py", *smiyc, "-epoch", str(OOD_EPOCHS), "--export_smiyc",
+         ["evaluation.py", *smiyc_measure, "-epoch", str(OOD_EPOCHS), "--export_smiyc",
           os.path.join(io, "smiyc", "RoadObstacle21_meta"), "--export_meta"]),
-        *external_steps(io, evaluate),
+        *external_steps(io, evaluate, measure),
     ]
 
 
@@ -102,8 +105,9 @@ def demo_steps(data, io, seed):
 EXTERNAL = {"max_softmax": ("-threshold", "0.5"), "noisy_entropy": ("--score_quantile", "0.98")}
 
 
-def external_steps(io, evaluate):
-    """(title, argv) of the --scores_from steps on the two external maps."""
+def external_steps(io, evaluate, measure):
+    """(title, argv) of the --scores_from steps on the two external maps (evaluate: stage 2's flags, measure:
+    stage 3's)."""
     steps = []
     for kind, segments_at in EXTERNAL.items():
         maps = os.path.join(io, "external_maps", kind)
@@ -115,7 +119,7 @@ def external_steps(io, evaluate):
              ["meta_classification.py", *evaluate, "-epoch", str(OOD_EPOCHS), "--scores_from", maps, *segments_at,
               "-segment", "-removal"]),
             (f"external score maps {kind}: evaluation and the filtered maps as submission files",
-             ["evaluation.py", *evaluate, "-epoch", str(OOD_EPOCHS), "--scores_from", maps, *segments_at, "-pixel",
+             ["evaluation.py", *measure, "-epoch", str(OOD_EPOCHS), "--scores_from", maps, *segments_at, "-pixel",
               "-segment", "--export_smiyc", os.path.join(io, "external_maps", f"{kind}_filtered")]),
         ]
     return steps

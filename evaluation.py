@@ -40,11 +40,13 @@ from src.external_maps import (ExternalMaps, frame_train_ids, load_external_segm
                                score_label_pairs)
 
 GROUPS = {"paths": config.Paths, "run": config.Run, "model": config.Model, "evalset": config.EvalSet,
-          "stages": config.EvalStages, "oodmc": config.Oodmc, "scores": config.ScoresFrom}
+          "stages": config.EvalStages, "scores": config.ScoresFrom}
+# nothing here draws at random, and -moment reads the OODMC settings the SVM was trained with from its file
+LEAVE_OUT = ("seed",)
 
 
 def get_args_parser():
-    return config.build_parser(__doc__, GROUPS)
+    return config.build_parser(__doc__, GROUPS, LEAVE_OUT)
 
 
 def epoch_cache(cfg, dataset, epoch):

@@ -192,11 +192,12 @@ def check_stages(ctx, mode, common, rows):
         rows.append(record)
     oodmc = ["--moment_num", str(mode["samples"][0]), "--max_batch_size_for_moment", str(mode["samples"][0]),
              "--SVM_eval_subsize", "1", "--svm_points_num", "20"]
-    for path, module, flags in (("OODMC -moment -SVM", meta_classification, ["-moment", "-SVM"]),
+    # evaluation -moment reads the OODMC settings from the SVM's file
+    for path, module, flags in (("OODMC -moment -SVM", meta_classification, ["-moment", "-SVM", *oodmc]),
                                 ("OODMC evaluation -moment", evaluation, ["-moment"])):
         record = {"path": f"{path}, {mode['samples'][0]} samples"}
         with ctx.measured(record):
-            entry(module, [*evaluated, *flags, *oodmc])
+            entry(module, [*evaluated, *flags])
         rows.append(record)
 
 

@@ -145,7 +145,7 @@ def stages(data, io, log, size, samples):
                   count - 1, REAL["oodmc_train"], samples),
         ]
         if model == SMALL:  # WideResNet38's evaluation pass costs what its -moment pass does: left out for time
-            out.append(Stage(f"{short}: OODMC evaluation", ["evaluation.py", *evaluated, "-moment", *oodmc], 1,
+            out.append(Stage(f"{short}: OODMC evaluation", ["evaluation.py", *evaluated, "-moment"], 1,
                              REAL["oodmc_eval"], samples))
     return out
 

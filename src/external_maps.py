@@ -25,7 +25,6 @@ from src.metaseg.score_segments import (EIGHT_CONNECTED, at_least, ground_truth_
                                         segment_targets)
 from src.metaseg.segment_search import load_all_segments
 
-FAMILIES = ("score_map", "softmax")  # the metric families a segment search can use
 
 
 def frame_train_ids(dataset, i):

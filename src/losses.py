@@ -6,7 +6,7 @@ Targets are train-id maps: 0..C-1 in-distribution classes, `ood_id` (254) for Oo
 import torch
 import torch.nn.functional as F
 
-OOD_ID = 254
+from src.dataset.listing import OOD_TRAIN_ID as OOD_ID
 
 
 def entropy_loss(logits, target, alpha, ood_id=OOD_ID):

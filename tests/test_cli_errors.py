@@ -135,7 +135,7 @@ def evaluated(prepared_world, tiny_checkpoints, tmp_path_factory):
     io_root = tmp_path_factory.mktemp("evaluated_io")
     args = stage_args(prepared_world, io_root, tiny_checkpoints[1])
     for script, extra in (("meta_classification.py", []), ("meta_classification.py", ["-moment", "-SVM", *OODMC]),
-                          ("evaluation.py", ["--num_visualizations", "0"]), ("evaluation.py", ["-moment", *OODMC])):
+                          ("evaluation.py", ["--num_visualizations", "0"]), ("evaluation.py", ["-moment"])):
         result = run_cli(script, *args, *extra)
         assert result.code == 0, result.err[-3000:]
     return io_root
@@ -358,8 +358,8 @@ def _replace_with_pickle(io_root, pattern, marker):
 
 
 READERS = [  # (file replaced by a pickle (a glob), the command that reads it, what its last line names)
-    (f"LostAndFound/{RUN}/oodmc/svm.npz", "evaluation.py", ["-moment", *OODMC], "svm.npz"),
-    (f"LostAndFound/{RUN}/oodmc/scores/*.npy", "evaluation.py", ["-moment", *OODMC], ".npy"),
+    (f"LostAndFound/{RUN}/oodmc/svm.npz", "evaluation.py", ["-moment"], "svm.npz"),
+    (f"LostAndFound/{RUN}/oodmc/scores/*.npy", "evaluation.py", ["-moment"], ".npy"),
     (f"LostAndFound/{RUN}/segments_t0.7/00000.npz", "meta_classification.py", ["-removal"], "00000.npz"),
     (f"LostAndFound/{RUN}/segments_t0.7/meta_classifier.npz", "evaluation.py", ["-segment"], "meta_classifier.npz"),
     (f"LostAndFound/{RUN}/segments_t0.7/segments.json", "meta_classification.py", ["-removal"], "segments.json"),
@@ -410,7 +410,7 @@ def test_a_real_process_exits_with_status_1_and_one_line(evaluated, prepared_wor
     shutil.copytree(evaluated, io_root)
     marker = tmp_path / "code_ran"
     svm = _replace_with_pickle(io_root, f"LostAndFound/{RUN}/oodmc/svm.npz", marker)
-    result = run_process("evaluation.py", *stage_args(prepared_world, io_root, tiny_checkpoints[1], "-moment", *OODMC))
+    result = run_process("evaluation.py", *stage_args(prepared_world, io_root, tiny_checkpoints[1], "-moment"))
     assert not marker.exists()
     assert_refused(result, "evaluation.py", svm, "meta_classification.py -moment -SVM")
     with pytest.raises(UserError, match="not a readable npz file"):

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import shlex
 
 import pytest
 
@@ -31,6 +32,9 @@ def test_every_field_of_every_group_is_a_flag_that_round_trips(script):
     flags = {s for action in parser._actions for s in action.option_strings}
     for group in script.GROUPS.values():
         for f in dataclasses.fields(group):
+            if f.name in getattr(script, "LEAVE_OUT", ()):
+                assert f"--{f.name}" not in flags, f"{script.__name__} takes --{f.name}, which it leaves out"
+                continue
             assert f"--{f.name}" in flags, f"{script.__name__} has no flag for {group.__name__}.{f.name}"
 
 
@@ -83,3 +87,18 @@ def test_config_dict_is_plain_json():
     cfg = parse(evaluation)
     assert json.loads(json.dumps(cfg.to_dict()))["evalset"]["VALSET"] == "LostAndFound"
     assert "train" not in cfg.to_dict()
+
+
+def test_rerun_hints_parse_back_to_the_settings_they_were_made_from():
+    cfg = parse(evaluation, "-val", "LostAndFound", "--laf_split", "testNoKnown", "-epoch", "7", "-threshold", "0.5",
+                "--data_root", "my data", "--io_root", "out/io", "-model", "DualGCNNet_res50", "-alpha", "0.5",
+                "--init_ckpt", "w/base line.pth", "--scores_from", "maps/a b", "--score_quantile", "0.9",
+                "--metric_families", "score_map", "--device", "cpu", "--num_workers", "0")
+    shared = ("paths", "run", "model", "evalset", "scores")
+    hint = config.external_command(cfg, "-segment -removal")
+    back = parse(meta_classification, *shlex.split(hint)[2:])
+    assert back.meta.segment_search and back.meta.fp_removal
+    assert all(getattr(back, g) == getattr(cfg, g) for g in shared), hint
+    back = parse(meta_classification, *shlex.split(config.stage_command(cfg, 0, "-prepare"))[2:])
+    assert back.meta.metaseg_prepare and back.evalset.val_epoch == 0 and back.scores.scores_from == ""
+    assert back.paths == cfg.paths and back.model == cfg.model and back.evalset.laf_split == "testNoKnown"

@@ -41,7 +41,7 @@ def test_two_processes_give_the_outputs_of_one(prepared_world, checkpoint, tmp_p
     for name, processes in (("one", 1), ("two", 2)):
         run("meta_classification.py", prepared_world, tmp_path / name, checkpoint, "-prepare", "-segment",
             "-moment", "-SVM", *OODMC, processes=processes)
-        run("evaluation.py", prepared_world, tmp_path / name, checkpoint, "-moment", *OODMC, processes=processes)
+        run("evaluation.py", prepared_world, tmp_path / name, checkpoint, "-moment", processes=processes)
     one, two = run_dir(tmp_path / "one"), run_dir(tmp_path / "two")
     caches = sorted(p.name for p in (one / "cache").iterdir())
     assert caches == sorted(p.name for p in (two / "cache").iterdir()) and len(caches) == 3

@@ -25,14 +25,6 @@ VALSETS = {
     "RoadObstacle21": lambda root, split, transform: RoadObstacle21(root, transform),
 }
 
-# Training sets by TRAINSET name; the constructors keep their own signatures:
-# Cityscapes(root, split, transform) and CityscapesCocoMix(cs_root, coco_root, split, transform,
-# subsampling_factor, seed, coco_background), built anew each epoch with seed + epoch.
-TRAINSETS = {
-    "Cityscapes+COCO": CityscapesCocoMix,
-    "Cityscapes": Cityscapes,
-}
-
 
 
 def build_valset(name, root, split):
@@ -41,4 +33,4 @@ def build_valset(name, root, split):
 
 
 __all__ = ["build_valset", "COCO", "Cityscapes", "CityscapesCocoMix", "CsCocoEmbedding", "Fishyscapes", "LostAndFound",
-           "RoadAnomaly21", "RoadObstacle21", "TRAINSETS", "VALSETS"]
+           "RoadAnomaly21", "RoadObstacle21", "VALSETS"]

@@ -9,7 +9,7 @@ import numpy as np
 import pycocotools.coco
 from PIL import Image
 
-from src.dataset.listing import LabelledImages, find_files, load_label, require_labels
+from src.dataset.listing import OOD_TRAIN_ID, LabelledImages, find_files, load_label, require_labels
 from src.errors import UserError
 
 BACKGROUNDS = ("road", "ignore")
@@ -17,9 +17,9 @@ BACKGROUNDS = ("road", "ignore")
 
 class COCO(LabelledImages):
     train_id_in = 0
-    train_id_out = 254
+    train_id_out = OOD_TRAIN_ID
     ignore_index = 255
-    label_values = (0, 254, 255)  # after load_target: the background as 0 or 255
+    label_values = (0, OOD_TRAIN_ID, 255)  # after load_target: the background as 0 or 255
     min_image_size = 480
     # Cityscapes classes that also occur in COCO: person, bicycle, car, motorcycle, bus, truck,
     # traffic light, stop sign. Images holding any of them are no OoD proxy.

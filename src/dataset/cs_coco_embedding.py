@@ -23,11 +23,10 @@ if __name__ == "__main__":  # run as a script: make the repository root importab
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from src.checks import open_image, read_image  # noqa: E402
 from src.dataset.cityscapes import Cityscapes  # noqa: E402
-from src.dataset.listing import LabelledImages, find_files, load_label, require_labels  # noqa: E402
+from src.dataset.listing import OOD_TRAIN_ID, LabelledImages, find_files, load_label, require_labels  # noqa: E402
 from src.errors import UserError, run_script  # noqa: E402
 from src.files import atomic_path, load_json, save_json  # noqa: E402
 
-OOD_TRAIN_ID = 254
 
 
 class CsCocoEmbedding(LabelledImages):

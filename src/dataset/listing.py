@@ -12,6 +12,8 @@ from src.checks import IMAGE_ERRORS, check_target, open_image, read_image
 from src.errors import UserError
 from src.files import atomic_path
 
+OOD_TRAIN_ID = 254  # the training label of OoD pixels: COCO objects, pasted objects
+
 
 def find_files(folder, pattern, dataset, hint):
     """Sorted paths matching the glob `pattern` under `folder`.

@@ -29,8 +29,9 @@ The threshold comparison is done in float64, so any tau means what it says whate
 import numpy as np
 from scipy import ndimage
 
+from src.metaseg.score_segments import EIGHT_CONNECTED
+
 SIOU_THRESHOLDS = np.linspace(0.25, 0.75, 11)  # as the benchmark builds them, so t = 0.5 etc. compare alike
-EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 def image_components(score, label, tau, segsize, instsize, void_small_background=False):

@@ -19,8 +19,8 @@ import numpy as np
 from scipy import ndimage
 
 from src.evaluation.component_metrics import SIOU_THRESHOLDS
+from src.metaseg.score_segments import EIGHT_CONNECTED
 
-EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 def image_table(components, label, segsize, instsize):
