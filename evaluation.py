@@ -41,8 +41,9 @@ from src.external_maps import (ExternalMaps, frame_train_ids, load_external_segm
 
 GROUPS = {"paths": config.Paths, "run": config.Run, "model": config.Model, "evalset": config.EvalSet,
           "stages": config.EvalStages, "scores": config.ScoresFrom}
-# nothing here draws at random, and -moment reads the OODMC settings the SVM was trained with from its file
-LEAVE_OUT = ("seed",)
+# nothing here draws at random, -moment reads the OODMC settings the SVM was trained with from its file, and the
+# --scores_from segments carry the metric families they were searched with (segments.json)
+LEAVE_OUT = ("seed", "metric_families")
 
 
 def get_args_parser():

@@ -93,7 +93,7 @@ def test_rerun_hints_parse_back_to_the_settings_they_were_made_from():
     cfg = parse(evaluation, "-val", "LostAndFound", "--laf_split", "testNoKnown", "-epoch", "7", "-threshold", "0.5",
                 "--data_root", "my data", "--io_root", "out/io", "-model", "DualGCNNet_res50", "-alpha", "0.5",
                 "--init_ckpt", "w/base line.pth", "--scores_from", "maps/a b", "--score_quantile", "0.9",
-                "--metric_families", "score_map", "--device", "cpu", "--num_workers", "0")
+                "--device", "cpu", "--num_workers", "0")
     shared = ("paths", "run", "model", "evalset", "scores")
     hint = config.external_command(cfg, "-segment -removal")
     back = parse(meta_classification, *shlex.split(hint)[2:])

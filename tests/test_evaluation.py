@@ -31,7 +31,7 @@ from src.evaluation.score_maps import read_score_map, score_map_path
 from src.evaluation.scores import ClassStats, meta_classified_score
 from src.external_maps import meta_filtered_score, removed_mask
 from src.evaluation.segment_errors import count_segment_errors
-from tests.test_meta_classification import MODEL, NAMES, run_stage2, run_stage3
+from tests.test_meta_classification import MODEL, NAMES, hinted_settings, run_stage2, run_stage3
 
 TRAINED = f"{MODEL}_entropy_epoch_1_alpha_0.9"
 ROWS = ["baseline", "entropy training (epoch 1)", "+ meta classifier"]
@@ -429,8 +429,10 @@ def test_visualize_frames_draws_the_named_frames_and_refuses_unknown_names(run, 
 def test_a_missing_baseline_cache_gives_the_no_baseline_row_line(run):
     report, printed = run.first
     line = next(line for line in printed.splitlines() if line.startswith("No baseline row"))
-    assert "make it with python meta_classification.py -prepare -segment -val LostAndFound" in line
-    assert "-epoch 0 " in line and line.endswith(f"--init_ckpt {run.baseline}")
+    assert "make it with python meta_classification.py -prepare -segment " in line
+    hint = hinted_settings(line)
+    assert hint.meta.metaseg_prepare and hint.meta.segment_search and hint.evalset.VALSET == "LostAndFound"
+    assert hint.evalset.val_epoch == 0 and hint.model.init_ckpt == str(run.baseline)
     assert list(report["rows"]) == ROWS[1:]
 
 

@@ -72,7 +72,7 @@ def test_no_known_needs_the_whole_test_split(laf_root, tmp_path):
 
 
 def test_laf_split_names_the_outputs():
-    args = evaluation.get_args_parser().parse_args(["--laf_split", "testNoKnown", "-train", "Cityscapes+COCO"])
+    args = evaluation.get_args_parser().parse_args(["--laf_split", "testNoKnown"])
     cfg = config.parse_config(evaluation.GROUPS, args)
     assert config.valset_name(cfg) == "LostAndFound_testNoKnown" and config.valset_split(cfg) == "testNoKnown"
     assert "--laf_split testNoKnown" in config.stage_command(cfg, 4, "-prepare")

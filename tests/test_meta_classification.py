@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import shlex
 import shutil
 
 import h5py
@@ -102,6 +103,12 @@ def epoch0(checkpoint):
     return ["-epoch", "0", "--init_ckpt", str(checkpoint)]
 
 
+def hinted_settings(message):
+    """The settings of the meta_classification.py command a message names, as that script parses them."""
+    argv = shlex.split(message.split("python meta_classification.py", 1)[1])
+    return config.parse_config(meta_classification.GROUPS, meta_classification.get_args_parser().parse_args(argv))
+
+
 def copy_io(prepared, tmp_path):
     io_root = tmp_path / "io"
     shutil.copytree(prepared, io_root)
@@ -181,8 +188,11 @@ def test_a_cache_of_another_checkpoint_is_refused_by_segment_and_evaluation_and_
         message = str(error.value)
         assert "3 files of the inference cache were made by another checkpoint" in message
         assert checkpoint_identity(str(trained)) in message and checkpoint_identity(str(baseline)) in message
-        assert "Rebuild them with: python meta_classification.py -prepare -val LostAndFound" in message
-        assert "-epoch 0 " in message and message.endswith(f"--init_ckpt {baseline}")
+        assert "Rebuild them with: python meta_classification.py -prepare " in message
+        hint = hinted_settings(message)
+        assert hint.meta.metaseg_prepare and not hint.meta.segment_search and hint.evalset.VALSET == "LostAndFound"
+        assert hint.evalset.val_epoch == 0 and hint.model.init_ckpt == str(baseline)
+        assert hint.paths.io_root == str(io_root) and hint.paths.data_root == str(prepared_world)
     assert not (run_dir(io_root) / "segments_t0.7").exists()
 
     old = read_cache(run_dir(io_root) / "cache" / "00000.h5")["probs"]
