@@ -7,13 +7,12 @@ their fields into a flag (`--<field>`, plus the published short alias declared n
 """
 import argparse
 import dataclasses
-import hashlib
 import math
 import os
 import shlex
 from dataclasses import dataclass, field
 
-from src.errors import UserError
+from src.layout import Layout
 
 NUM_CLASSES = 19  # the Cityscapes train classes
 MODELS = ("DeepLabV3+_WideResNet38", "DualGCNNet_res50", "DeepLabV3+_TinyResNet")
@@ -282,31 +281,14 @@ def settings_markdown():
     return "\n".join(lines) + "\n"
 
 
-def init_checkpoint(cfg):
-    """Path of the checkpoint trained on Cityscapes alone (epoch 0); '' when it is 'none'."""
-    if cfg.model.init_ckpt == "none":
-        return ""
-    return cfg.model.init_ckpt or os.path.join(cfg.paths.io_root, "weights", f"{cfg.model.MODEL}.pth")
-
-
-def checkpoint_path(cfg, epoch, trainset=TRAINSETS[0]):
-    """Where training saves epoch `epoch`; epoch 0 of OoD training is the init checkpoint."""
-    weights = os.path.join(cfg.paths.io_root, "weights")
-    if trainset == "Cityscapes":
-        return os.path.join(weights, "cityscapes", f"{cfg.model.MODEL}_epoch_{epoch}.pth")
-    if epoch == 0:
-        return init_checkpoint(cfg)
-    return os.path.join(weights, cfg.model.optim_target,
-                        f"{cfg.model.MODEL}_epoch_{epoch}_alpha_{cfg.model.pareto_alpha}.pth")
-
-
 def valset_name(cfg):
     """VALSET with its split, as used in output paths (Fishyscapes_Static, LostAndFound, ...)."""
-    if cfg.evalset.VALSET == "Fishyscapes":
-        return f"Fishyscapes_{cfg.evalset.fs_split}"
-    if cfg.evalset.VALSET == "LostAndFound" and cfg.evalset.laf_split != "test":
-        return f"LostAndFound_{cfg.evalset.laf_split}"
-    return cfg.evalset.VALSET
+    evalset = cfg.evalset or EvalSet()
+    if evalset.VALSET == "Fishyscapes":
+        return f"Fishyscapes_{evalset.fs_split}"
+    if evalset.VALSET == "LostAndFound" and evalset.laf_split != "test":
+        return f"LostAndFound_{evalset.laf_split}"
+    return evalset.VALSET
 
 
 def valset_split(cfg):
@@ -320,86 +302,22 @@ def valset_root(cfg):
             "RoadAnomaly21": cfg.paths.road_anomaly21, "RoadObstacle21": cfg.paths.road_obstacle21}[cfg.evalset.VALSET]
 
 
-def run_name(cfg, epoch):
-    """Name of the outputs of one evaluated checkpoint."""
-    if epoch == 0:
-        return f"{cfg.model.MODEL}_baseline"
-    return f"{cfg.model.MODEL}_{cfg.model.optim_target}_epoch_{epoch}_alpha_{cfg.model.pareto_alpha}"
+def layout(cfg):
+    """The output paths of these settings (src/layout.py); a group the script does not take keeps its defaults."""
+    evalset, scores = cfg.evalset or EvalSet(), cfg.scores or ScoresFrom()
+    return Layout(cfg.paths.io_root, valset_name(cfg), cfg.model.MODEL, cfg.model.optim_target, cfg.model.pareto_alpha,
+                  cfg.model.init_ckpt, evalset.entropy_threshold, scores.scores_from, scores.score_quantile)
 
 
-def run_dir(cfg, epoch):
-    """<io_root>/<VALSET>/<run name>: inference cache, segment metrics and meta classifier of one checkpoint."""
-    return os.path.join(cfg.paths.io_root, valset_name(cfg), run_name(cfg, epoch))
-
-
-def cache_dir(cfg, epoch):
-    """The inference cache of one checkpoint on VALSET."""
-    return os.path.join(run_dir(cfg, epoch), "cache")
-
-
-def segments_dir(cfg, epoch):
-    """Segment metrics and meta classifier of one checkpoint at one entropy threshold."""
-    return os.path.join(run_dir(cfg, epoch), f"segments_t{cfg.evalset.entropy_threshold}")
-
-
-def oodmc_dir(cfg, epoch):
-    """OODMC training features, SVM and evaluation score maps of one checkpoint."""
-    return os.path.join(run_dir(cfg, epoch), "oodmc")
-
-
-def results_dir(cfg, epoch):
-    """<io_root>/results/<VALSET>/<run name>: the OODMC report of one checkpoint."""
-    return os.path.join(cfg.paths.io_root, "results", valset_name(cfg), run_name(cfg, epoch))
-
-
-def threshold_results_dir(cfg, epoch):
-    """The pixel and segment results of one checkpoint at one -threshold (the segment numbers depend on it)."""
-    return os.path.join(results_dir(cfg, epoch), f"t{cfg.evalset.entropy_threshold}")
-def scores_name(scores_from):
-    """The name of the outputs of the --scores_from folder `scores_from`: its base name, to read, and a short hash of
-    its real path, so that two folders of one name (a/maps, b/maps) never share (or delete) each other's outputs."""
-    real = os.path.realpath(scores_from)
-    return f"{os.path.basename(real)}_{hashlib.sha256(real.encode()).hexdigest()[:8]}"
-
-
-def scores_setting(cfg):
-    """t<threshold>, or q<quantile> with --score_quantile: the segment setting that names a --scores_from output."""
-    return f"q{cfg.scores.score_quantile}" if cfg.scores.score_quantile > 0 else f"t{cfg.evalset.entropy_threshold}"
-
-
-def external_paths(io_root, valset, scores_from, setting):
-    """(segments and meta classifier, results) folders of the score maps of `scores_from` on `valset` (valset_name)
-    at `setting` (scores_setting); the demo and the benchmarks ask this too."""
-    name = scores_name(scores_from)
-    return (os.path.join(io_root, valset, "external", name, f"segments_{setting}"),
-            os.path.join(io_root, "results", valset, f"external_{name}", setting))
-
-
-def external_segments_dir(cfg):
-    """Segments and meta classifier of the --scores_from maps at one threshold (or score quantile)."""
-    return external_paths(cfg.paths.io_root, valset_name(cfg), cfg.scores.scores_from, scores_setting(cfg))[0]
-
-
-def external_results_dir(cfg):
-    """Results of the --scores_from maps at one threshold (or score quantile): the segment rows depend on it."""
-    return external_paths(cfg.paths.io_root, valset_name(cfg), cfg.scores.scores_from, scores_setting(cfg))[1]
+def layout_of(argv):
+    """The output layout of the command line flags `argv` of any script (the flags that name no output are
+    ignored): how the demo and the benchmarks find what a step they ran wrote."""
+    return layout(parse_config(META_GROUPS, build_parser("", META_GROUPS).parse_known_args(argv)[0]))
 
 
 def external_command(cfg, stage):
     """The command line that runs `stage` of meta_classification.py on the --scores_from maps of this config."""
     return meta_command(cfg, stage)
-
-
-def evaluated_checkpoint(cfg, epoch):
-    """Path of the checkpoint of `epoch`, or UserError when there is none."""
-    path = checkpoint_path(cfg, epoch)
-    if not path:
-        raise UserError("-epoch 0 evaluates init_ckpt, but --init_ckpt is 'none'; pass the baseline checkpoint")
-    if not os.path.isfile(path):
-        made_by = ("put the Cityscapes checkpoint there or pass --init_ckpt" if epoch == 0 else
-                   f"train it with `python ood_training.py -nepochs {epoch}` or pick another -epoch")
-        raise UserError(f"checkpoint {path} does not exist: {made_by}")
-    return path
 
 
 def stage_command(cfg, epoch, stage):

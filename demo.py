@@ -17,6 +17,7 @@ import sys
 import time
 
 import config
+from src import layout
 
 MODEL = "DeepLabV3+_TinyResNet"
 BASELINE_EPOCHS = 30
@@ -28,7 +29,6 @@ OOD_EPOCHS = 24
 # constant rate the entropy AUROC moved by up to 8 points from one epoch to the next, so the demo's
 # figures depended on which epoch training happened to stop at.
 OOD_LOW_LR_EPOCHS = 4
-RUN = f"{MODEL}_entropy_epoch_{OOD_EPOCHS}_alpha_0.9"  # the OoD-trained run's outputs
 OODMC = ["--SVM_eval_subsize", "10", "--svm_points_num", "10000"]
 # Claim 1 needs OoD training to raise the entropy AP by at least this (AP points, i.e. percent)
 # and not to lower the AUROC: a smaller gain is within the spread between machines.
@@ -113,7 +113,7 @@ def external_steps(io, evaluate, measure):
         maps = os.path.join(io, "external_maps", kind)
         steps += [
             (f"external score maps: {kind}",
-             ["preparation/make_external_score_maps.py", "--cache", os.path.join(io, "LostAndFound", RUN, "cache"),
+             ["preparation/make_external_score_maps.py", "--cache", outputs(io).cache_dir(OOD_EPOCHS),
               "--kind", kind, "--out", maps]),
             (f"external score maps {kind}: segments and meta classifier",
              ["meta_classification.py", *evaluate, "-epoch", str(OOD_EPOCHS), "--scores_from", maps, *segments_at,
@@ -126,11 +126,11 @@ def external_steps(io, evaluate, measure):
 
 
 def baseline_checkpoint(io):
-    return os.path.join(io, "weights", "cityscapes", f"{MODEL}_epoch_{BASELINE_EPOCHS}.pth")
+    return config.layout_of(["--io_root", io, "-model", MODEL]).checkpoint(BASELINE_EPOCHS, "Cityscapes")
 
 
 def ood_checkpoint(io, epoch):
-    return os.path.join(io, "weights", "entropy", f"{MODEL}_epoch_{epoch}_alpha_0.9.pth")
+    return outputs(io).checkpoint(epoch)
 
 
 def done_when(io):
@@ -143,8 +143,13 @@ def done_when(io):
 
 
 
+def outputs(io, *argv):
+    """The output layout (src/layout.py) of the demo's steps with the flags `argv`."""
+    return config.layout_of(["--io_root", io, "-model", MODEL, "--init_ckpt", baseline_checkpoint(io), *argv])
+
+
 def results_path(io, valset):
-    return os.path.join(io, "results", valset, RUN, "t0.7", "results.json")
+    return layout.results_file(outputs(io, "-val", valset).threshold_results_dir(OOD_EPOCHS))
 
 
 def run(title, argv, done_file=None):
@@ -169,7 +174,7 @@ def demo_figures(io):
         if key == "laf":
             figures["fp_before"] = rows[f"entropy training (epoch {OOD_EPOCHS})"]["segments"]["fp"]
             figures["fp_after"] = rows["+ meta classifier"]["segments"]["fp"]
-    with open(os.path.join(io, "LostAndFound", RUN, "segments_t0.7", "meta_classifier.json")) as f:
+    with open(layout.meta_classifier_file(outputs(io).segments_dir(OOD_EPOCHS), "json")) as f:
         meta_summary = json.load(f)
     figures["true_segments"] = meta_summary["num_segments"] - meta_summary["num_false_positives"]
     figures["kept_true"] = figures["true_segments"] - (meta_summary["removed"] - meta_summary["removed_false_positives"])
@@ -197,9 +202,8 @@ def check_claims(io):
 
 def external_dirs(io, kind):
     """(segments and meta classifier, results) folders of the demo's external map `kind` under `io`."""
-    flag, value = EXTERNAL[kind]
-    return config.external_paths(io, "LostAndFound", os.path.join(io, "external_maps", kind),
-                                 f"{'q' if flag == '--score_quantile' else 't'}{float(value)}")
+    maps = outputs(io, "--scores_from", os.path.join(io, "external_maps", kind), *EXTERNAL[kind])
+    return maps.external_segments_dir(), maps.external_results_dir()
 
 
 def external_table(io):
@@ -208,10 +212,10 @@ def external_table(io):
              "meta classifier AUROC |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for kind in EXTERNAL:
         segments_dir, results_dir = external_dirs(io, kind)
-        with open(os.path.join(results_dir, "results.json")) as f:
+        with open(layout.results_file(results_dir)) as f:
             report = json.load(f)
         families = " + ".join(report.get("families", []))
-        with open(os.path.join(segments_dir, "meta_classifier.json")) as f:
+        with open(layout.meta_classifier_file(segments_dir, "json")) as f:
             auroc = json.load(f)["auroc"]
         for name, row in report["rows"].items():
             c, s, t = row["component"], row["segments"], row["component_at_t"]

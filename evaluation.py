@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 import config
-from src import distributed
+from src import distributed, layout
 from src.cache import cache_path, cached_images, checked_cache, checkpoint_identity, has_field, read_cache
 from src.checks import check_not_input, check_output_dir, read_image
 from src.dataset import Cityscapes, build_valset, transforms as T
@@ -52,8 +52,8 @@ def get_args_parser():
 
 def epoch_cache(cfg, dataset, epoch):
     """The inference cache files of checkpoint `epoch`, checked to be complete and made by it."""
-    return checked_cache(config.cache_dir(cfg, epoch), len(dataset),
-                         checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
+    return checked_cache(config.layout(cfg).cache_dir(epoch), len(dataset),
+                         checkpoint_identity(config.layout(cfg).evaluated_checkpoint(epoch)),
                          config.stage_command(cfg, epoch, "-prepare"), label_identities(dataset), dataset.images)
 
 
@@ -63,7 +63,7 @@ def sml_stats_path(checkpoint):
 
 def measure_sml_stats(cfg, ctx, epoch):
     """Class-wise mean and std of the max logit of checkpoint `epoch` on Cityscapes train, saved beside it."""
-    checkpoint = config.evaluated_checkpoint(cfg, epoch)
+    checkpoint = config.layout(cfg).evaluated_checkpoint(epoch)
     model = load_model(cfg.model.MODEL, checkpoint, ctx.device, config.NUM_CLASSES)
     dataset = Cityscapes(cfg.paths.cityscapes, "train", T.Compose([T.ToTensor(), T.Normalize()]))
     stats = ClassStats(config.NUM_CLASSES)
@@ -102,7 +102,7 @@ def entropy_meta_filter(cfg, cache_files, results, removed):
 
 def load_meta_classifier(cfg, epoch, results):
     """Per image, bool array of the segments the meta classifier removes (from meta_classification.py -removal)."""
-    path = os.path.join(config.segments_dir(cfg, epoch), "meta_classifier.npz")
+    path = layout.meta_classifier_file(config.layout(cfg).segments_dir(epoch))
     if not os.path.isfile(path):
         raise UserError(f"{path} is missing; train the meta classifier with: "
                         f"{config.stage_command(cfg, epoch, '-removal')}")
@@ -116,14 +116,14 @@ def load_meta_classifier(cfg, epoch, results):
 
 def evaluate_checkpoint(cfg, dataset, epoch, with_meta):
     """Every metric of one checkpoint (and, with_meta, of it plus the meta classifier): a dict of rows."""
-    checkpoint = config.evaluated_checkpoint(cfg, epoch)
+    checkpoint = config.layout(cfg).evaluated_checkpoint(epoch)
     cache_files = epoch_cache(cfg, dataset, epoch)
     name = "baseline" if epoch == 0 else f"{cfg.model.optim_target} training (epoch {epoch})"
     identity = search_identity(checkpoint_identity(checkpoint), label_identities(dataset), cached_images(cache_files))
     rows = {name: {"checkpoint": checkpoint, "identity": identity}}
     removed = results = None
     if cfg.stages.segment_eval or with_meta:
-        results = load_all_segments(config.segments_dir(cfg, epoch), len(dataset), identity,
+        results = load_all_segments(config.layout(cfg).segments_dir(epoch), len(dataset), identity,
                                     config.stage_command(cfg, epoch, "-segment"))
         fp, fn = count_segment_errors(results)
         rows[name]["segments"] = {"fp": fp, "fn": fn}
@@ -134,7 +134,7 @@ def evaluate_checkpoint(cfg, dataset, epoch, with_meta):
     if with_meta:
         removed = load_meta_classifier(cfg, epoch, results)
         fp, fn = count_segment_errors(results, removed)
-        meta_file = os.path.join(config.segments_dir(cfg, epoch), "meta_classifier.npz")
+        meta_file = layout.meta_classifier_file(config.layout(cfg).segments_dir(epoch))
         rows["+ meta classifier"] = {"checkpoint": checkpoint, "segments": {"fp": fp, "fn": fn},
                                      "identity": f"{identity}, meta classifier {files_identity([meta_file])}, "
                                                  f"removal reach {cfg.stages.removal_reach}"}
@@ -182,9 +182,9 @@ def export_smiyc(cfg, dataset, epoch, out_dir):
     cache_files = epoch_cache(cfg, dataset, epoch)
     meta_filter = None
     if cfg.stages.export_meta:
-        identity = search_identity(checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)), label_identities(dataset),
+        identity = search_identity(checkpoint_identity(config.layout(cfg).evaluated_checkpoint(epoch)), label_identities(dataset),
                                    cached_images(cache_files))
-        results = load_all_segments(config.segments_dir(cfg, epoch), len(dataset), identity,
+        results = load_all_segments(config.layout(cfg).segments_dir(epoch), len(dataset), identity,
                                     config.stage_command(cfg, epoch, "-segment"))
         meta_filter = entropy_meta_filter(cfg, cache_files, results, load_meta_classifier(cfg, epoch, results))
     for i, path in enumerate(tqdm(cache_files, desc="SMIYC export", unit="image")):
@@ -214,7 +214,7 @@ def save_visualizations(cfg, dataset, epoch, results, removed, out_dir, frames=N
     if frames is None:
         frames = frames_to_show([r["metrics"]["S"] for r in results], [r["metrics"]["iou0"] for r in results],
                                 removed, cfg.stages.num_visualizations)
-    cache_dir = config.cache_dir(cfg, epoch)
+    cache_dir = config.layout(cfg).cache_dir(epoch)
     for i in frames:
         cache = read_cache(cache_path(cache_dir, i), ("entropy", "gt_train"))
         save_overlay(np.asarray(read_image(dataset.images[i])),
@@ -222,25 +222,25 @@ def save_visualizations(cfg, dataset, epoch, results, removed, out_dir, frames=N
                      cache["entropy"], results[i]["components"], np.asarray(results[i]["metrics"]["iou0"], bool),
                      removed[i], cfg.evalset.entropy_threshold,
                      os.path.join(out_dir, "overlays", f"{i:05d}_{dataset.frame_name(i)}.png"),
-                     f"{config.valset_name(cfg)}, frame {dataset.frame_name(i)}: {config.run_name(cfg, epoch)}")
+                     f"{config.valset_name(cfg)}, frame {dataset.frame_name(i)}: {config.layout(cfg).run_name(epoch)}")
 
 
 def evaluate_oodmc(cfg, ctx, dataset, epoch):
     """-moment: the OODMC SVM's decision function on its evaluation images, beside the entropy of the same
     checkpoint on the same images. Score maps are saved per image, so an interrupted run continues."""
-    path = os.path.join(config.oodmc_dir(cfg, epoch), "svm.npz")
+    path = config.layout(cfg).svm_file(epoch)
     try:
         classifier, settings = load_svm(path)
     except FileNotFoundError:
         raise UserError(f"-moment: no OODMC classifier at {path}; train it with "
                         f"{config.stage_command(cfg, epoch, '-moment -SVM')}")
     cache_files = epoch_cache(cfg, dataset, epoch)
-    out_dir = os.path.join(config.oodmc_dir(cfg, epoch), "scores")
+    out_dir = os.path.join(config.layout(cfg).oodmc_dir(epoch), "scores")
     evaluated = settings["eval_images"]
     todo = [i for i in evaluated if not os.path.isfile(os.path.join(out_dir, f"{i:05d}.npy"))]
     mine = distributed.shard_listed(todo, ctx)
     if mine:
-        model = load_model(cfg.model.MODEL, config.evaluated_checkpoint(cfg, epoch), ctx.device, config.NUM_CLASSES)
+        model = load_model(cfg.model.MODEL, config.layout(cfg).evaluated_checkpoint(epoch), ctx.device, config.NUM_CLASSES)
         for i in tqdm(mine, desc="OODMC evaluation", unit="image", disable=not ctx.is_main):
             features = moment_features(model, dataset[i][0].to(ctx.device), **settings["moments"],
                                        seed=settings["seed"] + i, amp=use_amp(cfg.run.amp, ctx.device))
@@ -261,8 +261,8 @@ def evaluate_oodmc(cfg, ctx, dataset, epoch):
     report = {"num_images": len(evaluated), "svm": svm.compute(), "entropy": entropy.compute(),
               "hard_decision": hard_decision_metrics(counts), "settings": settings["moments"], "config": cfg.to_dict()}
     table = oodmc_table(report)
-    save_report(config.results_dir(cfg, epoch), "oodmc", report,
-                f"OODMC on {len(evaluated)} images of {config.valset_name(cfg)}: {config.run_name(cfg, epoch)}", table)
+    save_report(config.layout(cfg).results_dir(epoch), layout.OODMC_REPORT, report,
+                f"OODMC on {len(evaluated)} images of {config.valset_name(cfg)}: {config.layout(cfg).run_name(epoch)}", table)
     print(table)
     return report
 
@@ -306,13 +306,13 @@ def external_meta_classifier(cfg, maps):
     """(segment results, removed segments per frame, (lowest score of all maps, segment threshold)) of the
     --scores_from maps; each None when meta_classification.py has not searched them (or not run -removal) at
     this threshold."""
-    out_dir = config.external_segments_dir(cfg)
-    if not os.path.isfile(os.path.join(out_dir, "segments.json")):
+    out_dir = config.layout(cfg).external_segments_dir()
+    if not os.path.isfile(layout.segments_record(out_dir)):
         print(f"No segment rows: the maps' segments are not searched; search them and train the meta classifier "
               f"with {config.external_command(cfg, '-segment -removal')}")
         return None, None, None
     record, results = load_external_segments(out_dir, maps, config.external_command(cfg, "-segment"))
-    path = os.path.join(out_dir, "meta_classifier.npz")
+    path = layout.meta_classifier_file(out_dir)
     if not os.path.isfile(path):
         print(f"No '+ meta classifier' row: train it with {config.external_command(cfg, '-removal')}")
         return results, None, None
@@ -327,7 +327,7 @@ def external_meta_classifier(cfg, maps):
 
 def segment_threshold(cfg, maps):
     """The threshold t the --scores_from maps' segments were searched at (segments.json)."""
-    return float(load_json(os.path.join(config.external_segments_dir(cfg), "segments.json"),
+    return float(load_json(layout.segments_record(config.layout(cfg).external_segments_dir()),
                            f"search again with {config.external_command(cfg, '-segment')}")["threshold"])
 
 
@@ -370,9 +370,9 @@ def evaluate_external(cfg, dataset):
     """-pixel and -segment of the --scores_from maps, before and after the meta classifier; --export_smiyc
     writes the maps after it."""
     maps = ExternalMaps(cfg.scores.scores_from, dataset)
-    out_dir = config.external_results_dir(cfg)
+    out_dir = config.layout(cfg).external_results_dir()
     evaluating = cfg.stages.pixel_eval or cfg.stages.segment_eval
-    earlier = earlier_rows(os.path.join(out_dir, "results.json")) if evaluating else {}  # named before any work
+    earlier = earlier_rows(layout.results_file(out_dir)) if evaluating else {}  # named before any work
     results, removed, low_threshold = external_meta_classifier(cfg, maps)
     meta_filter = None if removed is None else (
         lambda i, score: meta_filtered_score(score, results[i]["components"], removed[i], maps.void(i), *low_threshold,
@@ -403,7 +403,7 @@ def evaluate_external(cfg, dataset):
         rows["external"]["segments"] = {"fp": fp, "fn": fn}
     if removed is not None:
         fp, fn = count_segment_errors(results, removed)
-        meta_file = os.path.join(config.external_segments_dir(cfg), "meta_classifier.npz")
+        meta_file = layout.meta_classifier_file(config.layout(cfg).external_segments_dir())
         rows["+ meta classifier"] = {"scores_from": source, "segments": {"fp": fp, "fn": fn},
                                      "removal_reach": cfg.stages.removal_reach,
                                      "identity": f"{identity}, meta classifier {files_identity([meta_file])}, "
@@ -426,11 +426,11 @@ def evaluate_external(cfg, dataset):
               "scores_from": source, "protocol": cfg.stages.protocol, "protocols": protocols, "rows": rows,
               "config": cfg.to_dict()}
     if results is not None:
-        report["families"] = load_json(os.path.join(config.external_segments_dir(cfg), "segments.json"),
+        report["families"] = load_json(layout.segments_record(config.layout(cfg).external_segments_dir()),
                                        f"search again with {config.external_command(cfg, '-segment')}")["families"]
     table = results_table(rows, protocols, score="score", meta_score="score")
-    save_report(out_dir, "results", report, f"{config.valset_name(cfg)}: score maps of {source} at "
-                f"{config.scores_setting(cfg)} (protocols: {', '.join(protocols)})", table)
+    save_report(out_dir, layout.RESULTS, report, f"{config.valset_name(cfg)}: score maps of {source} at "
+                f"{config.layout(cfg).scores_setting()} (protocols: {', '.join(protocols)})", table)
     curves = {name: protocol_entry(row, protocols[0])["pixel"]["score"] for name, row in rows.items()
               if "pixel" in protocol_entry(row, protocols[0])}
     if curves:
@@ -448,7 +448,7 @@ def main(cfg):
         cfg = dataclasses.replace(cfg, stages=dataclasses.replace(stages, pixel_eval=True, segment_eval=True))
     dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), config.valset_split(cfg))
     epoch = cfg.evalset.val_epoch
-    check_output_dir(config.results_dir(cfg, epoch), "--io_root")
+    check_output_dir(config.layout(cfg).results_dir(epoch), "--io_root")
     inputs = {"--scores_from": cfg.scores.scores_from, f"-val {cfg.evalset.VALSET}": config.valset_root(cfg)}
     check_not_input(cfg.paths.io_root, "--io_root", inputs)
     if cfg.stages.export_smiyc:
@@ -467,13 +467,13 @@ def main(cfg):
         return None
     if cfg.stages.sml_stats:
         for e in sorted({0, epoch}):
-            if e == epoch or os.path.isfile(config.checkpoint_path(cfg, e) or ""):
+            if e == epoch or os.path.isfile(config.layout(cfg).checkpoint(e) or ""):
                 measure_sml_stats(cfg, ctx, e)
     evaluating = cfg.stages.pixel_eval or cfg.stages.segment_eval
-    out_dir = config.threshold_results_dir(cfg, epoch)
+    out_dir = config.layout(cfg).threshold_results_dir(epoch)
     if evaluating:  # a damaged results file or a set the metrics cannot measure is named before any work
         frames_scored = count_unlabelled(cfg, dataset)
-        earlier = earlier_rows(os.path.join(out_dir, "results.json"))
+        earlier = earlier_rows(layout.results_file(out_dir))
         if cfg.stages.pixel_eval:
             check_pixel_classes(cfg, dataset)
     if cfg.stages.export_smiyc:
@@ -483,7 +483,7 @@ def main(cfg):
 
     rows = {}
     if epoch != 0:
-        if os.path.isfile(os.path.join(config.cache_dir(cfg, 0), "00000.h5")):
+        if os.path.isfile(cache_path(config.layout(cfg).cache_dir(0), 0)):
             rows.update(evaluate_checkpoint(cfg, dataset, 0, with_meta=False)[0])
         else:
             print(f"No baseline row: its cache is missing; make it with {config.stage_command(cfg, 0, '-prepare -segment')}")
@@ -495,7 +495,7 @@ def main(cfg):
     report = {"valset": config.valset_name(cfg), "num_images": len(dataset), **frames_scored,
               "protocol": cfg.stages.protocol, "protocols": protocols, "rows": rows, "config": cfg.to_dict()}
     table = results_table(rows, protocols)
-    save_report(out_dir, "results", report, f"{config.valset_name(cfg)}: {config.run_name(cfg, epoch)} "
+    save_report(out_dir, layout.RESULTS, report, f"{config.valset_name(cfg)}: {config.layout(cfg).run_name(epoch)} "
                 f"(protocols: {', '.join(protocols)})", table)
     curves = {name: protocol_entry(row, protocols[0])["pixel"]["entropy+meta" if name == "+ meta classifier"
                                                                 else "entropy"]

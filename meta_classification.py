@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 import config
-from src import distributed
+from src import distributed, layout
 from src.cache import (cache_arrays, cache_path, cached_images, checked_cache, checkpoint_identity, is_current,
                        read_cache, write_cache_arrays)
 from src.checks import check_labels, check_not_input, check_output_dir
@@ -48,13 +48,13 @@ def get_args_parser():
 
 
 def epoch_model(cfg, ctx, epoch):
-    return load_model(cfg.model.MODEL, config.evaluated_checkpoint(cfg, epoch), ctx.device, config.NUM_CLASSES)
+    return load_model(cfg.model.MODEL, config.layout(cfg).evaluated_checkpoint(epoch), ctx.device, config.NUM_CLASSES)
 
 
 def epoch_cache(cfg, dataset, epoch):
     """The inference cache files of checkpoint `epoch`, checked to be complete and made by it."""
-    return checked_cache(config.cache_dir(cfg, epoch), len(dataset),
-                         checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
+    return checked_cache(config.layout(cfg).cache_dir(epoch), len(dataset),
+                         checkpoint_identity(config.layout(cfg).evaluated_checkpoint(epoch)),
                          config.stage_command(cfg, epoch, "-prepare"), label_identities(dataset), dataset.images)
 
 
@@ -62,9 +62,9 @@ def prepare(cfg, ctx, dataset, epoch):
     """Run the checkpoint on every image not yet cached (this rank's share) and cache the results.
 
     With --num_workers, worker processes compress and write the files while the network runs on."""
-    identity = checkpoint_identity(config.evaluated_checkpoint(cfg, epoch))
+    identity = checkpoint_identity(config.layout(cfg).evaluated_checkpoint(epoch))
     labels = label_identities(dataset)
-    cache_dir = config.cache_dir(cfg, epoch)
+    cache_dir = config.layout(cfg).cache_dir(epoch)
     todo = [i for i in range(len(dataset))
             if not is_current(cache_path(cache_dir, i), identity, labels[i], dataset.images[i])]
     if ctx.is_main:
@@ -112,9 +112,9 @@ def _search_one(job):
 def search_segments(cfg, ctx, dataset, epoch):
     """Segment search of every image without a results file (this rank's share), in worker processes."""
     cache_files = epoch_cache(cfg, dataset, epoch)
-    identity = search_identity(checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)), label_identities(dataset),
+    identity = search_identity(checkpoint_identity(config.layout(cfg).evaluated_checkpoint(epoch)), label_identities(dataset),
                                cached_images(cache_files))
-    out_dir = config.segments_dir(cfg, epoch)
+    out_dir = config.layout(cfg).segments_dir(epoch)
     threshold = cfg.evalset.entropy_threshold
     if ctx.is_main and searched_checkpoint(out_dir) not in (None, identity):
         print(f"-segment: the results in {out_dir} come from another checkpoint's cache or other labels or images; "
@@ -126,7 +126,7 @@ def search_segments(cfg, ctx, dataset, epoch):
     if ctx.is_main:
         print(f"-segment: {len(dataset) - len(jobs)} of {len(dataset)} images already searched in {out_dir}")
         save_json({"checkpoint": identity, "entropy_threshold": threshold,
-                   "num_images": len(dataset), "config": cfg.to_dict()}, os.path.join(out_dir, "segments.json"))
+                   "num_images": len(dataset), "config": cfg.to_dict()}, layout.segments_record(out_dir))
     mine = distributed.shard_listed(jobs, ctx)
     run_jobs(_search_one, mine, cfg.run.num_workers, dict(desc="segment search", unit="image", disable=not ctx.is_main))
     distributed.barrier(ctx)
@@ -154,11 +154,11 @@ def meta_classify(cfg, dataset, epoch):
     """Cross-validated meta classifier on the segments of `epoch`; saves which segments it removes."""
     require_labels(cfg, dataset)
     cache_files = epoch_cache(cfg, dataset, epoch)
-    results = load_all_segments(config.segments_dir(cfg, epoch), len(dataset),
-                                search_identity(checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)),
+    results = load_all_segments(config.layout(cfg).segments_dir(epoch), len(dataset),
+                                search_identity(checkpoint_identity(config.layout(cfg).evaluated_checkpoint(epoch)),
                                                 label_identities(dataset), cached_images(cache_files)),
                                 config.stage_command(cfg, epoch, "-segment"))
-    remove_false_positives(cfg, dataset, results, config.segments_dir(cfg, epoch))
+    remove_false_positives(cfg, dataset, results, config.layout(cfg).segments_dir(epoch))
 
 
 def segment_components(cfg, dataset, results):
@@ -194,14 +194,14 @@ def remove_false_positives(cfg, dataset, results, out_dir, record=None):
     except ValueError as error:
         raise UserError(f"-removal: the meta classifier cannot train: {error}")
     scores = classifier_scores(y, prob)
-    with atomic_path(os.path.join(out_dir, "meta_classifier.npz")) as tmp, open(tmp, "wb") as f:
+    with atomic_path(layout.meta_classifier_file(out_dir)) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, fp_probability=prob, removed=removed, image=groups, iou0=y, cut=cut)
     summary = {**scores, "num_segments": int(len(y)), "num_false_positives": int(y.sum()),
                "removed": int(removed.sum()), "removed_false_positives": int((removed & (y == 1)).sum()),
                "meta_cv": cfg.meta.meta_cv, "meta_classifier": setting,
                "cuts": [c if np.isfinite(c) else None for c in sorted(set(cut.tolist()))],  # None: removes none
                **(record or {}), "features": names, "config": cfg.to_dict()}
-    save_json(summary, os.path.join(out_dir, "meta_classifier.json"))
+    save_json(summary, layout.meta_classifier_file(out_dir, "json"))
     print(f"-removal: meta classifier ({setting}, {cfg.meta.meta_cv}) on {len(y)} segments ({int(y.sum())} false "
           f"positives): AUROC {scores['auroc']:.4f}, AP {scores['ap']:.4f}, accuracy {scores['accuracy']:.4f}; "
           f"removes {int(removed.sum())} segments, {summary['removed_false_positives']} of them false positives")
@@ -227,7 +227,7 @@ def _search_external_one(job):
 def softmax_cache(cfg, dataset, epoch):
     """The evaluated checkpoint's cache files when --metric_families takes the softmax family, else None."""
     families = cfg.scores.metric_families
-    cache_dir = config.cache_dir(cfg, epoch)
+    cache_dir = config.layout(cfg).cache_dir(epoch)
     if families == "score_map":
         return None
     if families == "auto" and not os.path.isfile(cache_path(cache_dir, 0)):
@@ -271,9 +271,9 @@ def search_external_segments(cfg, dataset, maps, epoch):
     cache_files = softmax_cache(cfg, dataset, epoch)
     families = ["score_map"] + (["softmax"] if cache_files else [])
     source = {"scores_from": maps.identity(), "families": families,
-              "softmax_checkpoint": checkpoint_identity(config.evaluated_checkpoint(cfg, epoch)) if cache_files else None,
+              "softmax_checkpoint": checkpoint_identity(config.layout(cfg).evaluated_checkpoint(epoch)) if cache_files else None,
               "softmax_images": cached_images(cache_files) if cache_files else None}
-    out_dir = config.external_segments_dir(cfg)
+    out_dir = config.layout(cfg).external_segments_dir()
     if searched_checkpoint(out_dir) not in (None, source):
         print(f"-segment: the results in {out_dir} come from other score maps or metric families; searching again")
         shutil.rmtree(out_dir)
@@ -286,7 +286,7 @@ def search_external_segments(cfg, dataset, maps, epoch):
           f" (the maps' scores: {scores_range}), metric families {' + '.join(families)}; "
           f"{len(dataset) - len(jobs)} of {len(dataset)} frames already searched in {out_dir}")
     save_json({"checkpoint": source, "threshold": threshold, "score_quantile": quantile, "families": families,
-               "num_images": len(dataset), "config": cfg.to_dict()}, os.path.join(out_dir, "segments.json"))
+               "num_images": len(dataset), "config": cfg.to_dict()}, layout.segments_record(out_dir))
     run_jobs(_search_external_one, jobs, cfg.run.num_workers, dict(desc="segment search", unit="frame"))
 
 
@@ -300,7 +300,7 @@ def external_stages(cfg, dataset, stages, epoch):
         search_external_segments(cfg, dataset, maps, epoch)
     if stages.fp_removal:
         require_labels(cfg, dataset)
-        out_dir = config.external_segments_dir(cfg)
+        out_dir = config.layout(cfg).external_segments_dir()
         record, results = load_external_segments(out_dir, maps, config.external_command(cfg, "-segment"))
         remove_false_positives(cfg, dataset, results, out_dir, {"families": record["families"],
                                                        "threshold": record["threshold"]})
@@ -342,7 +342,7 @@ def oodmc_training_features(cfg, ctx, dataset, epoch):
                                       dataset.train_id_out, cfg.oodmc.svm_points_num, cfg.run.seed)
     except ValueError as error:
         raise UserError(f"-moment: {error}")
-    out_dir = os.path.join(config.oodmc_dir(cfg, epoch), "train")
+    out_dir = os.path.join(config.layout(cfg).oodmc_dir(epoch), "train")
     made_with = {**moment_settings(cfg), "seed": cfg.run.seed, "svm_points_num": cfg.oodmc.svm_points_num,
                  "SVM_eval_subsize": cfg.oodmc.SVM_eval_subsize}
     if ctx.is_main and not same_json(os.path.join(out_dir, "settings.json"), made_with):
@@ -372,7 +372,7 @@ def oodmc_training_features(cfg, ctx, dataset, epoch):
 def train_oodmc_svm(cfg, dataset, epoch):
     """-SVM: the standardised linear SVM on the training features of -moment."""
     train, evaluated = split_images(len(dataset), cfg.oodmc.SVM_eval_subsize, cfg.run.seed)
-    out_dir = os.path.join(config.oodmc_dir(cfg, epoch), "train")
+    out_dir = os.path.join(config.layout(cfg).oodmc_dir(epoch), "train")
     files = sorted(glob.glob(os.path.join(out_dir, "*.npz")))
     if not files:
         raise UserError(f"-SVM: no training features in {out_dir}; compute them with "
@@ -382,8 +382,8 @@ def train_oodmc_svm(cfg, dataset, epoch):
     features = np.concatenate([d["features"] for d in data])
     is_ood = np.concatenate([d["is_ood"] for d in data])
     classifier = fit_svm(features, is_ood, cfg.run.seed)
-    path = os.path.join(config.oodmc_dir(cfg, epoch), "svm.npz")
-    shutil.rmtree(os.path.join(config.oodmc_dir(cfg, epoch), "scores"), ignore_errors=True)  # made by the old SVM
+    path = config.layout(cfg).svm_file(epoch)
+    shutil.rmtree(os.path.join(config.layout(cfg).oodmc_dir(epoch), "scores"), ignore_errors=True)  # made by the old SVM
     save_svm(classifier, {"moments": moment_settings(cfg), "seed": cfg.run.seed, "eval_images": evaluated,
                           "train_images": train, "num_pixels": int(len(is_ood)), "config": cfg.to_dict()}, path)
     accuracy = float((classifier.predict(features) == is_ood).mean())
@@ -399,7 +399,7 @@ def main(cfg):
                                      fp_removal=True)
     dataset = build_valset(cfg.evalset.VALSET, config.valset_root(cfg), config.valset_split(cfg))
     epoch = cfg.evalset.val_epoch
-    check_output_dir(config.run_dir(cfg, epoch), "--io_root")
+    check_output_dir(config.layout(cfg).run_dir(epoch), "--io_root")
     check_not_input(cfg.paths.io_root, "--io_root", {"--scores_from": cfg.scores.scores_from,
                                                      f"-val {cfg.evalset.VALSET}": config.valset_root(cfg)})
     if stages.moment or stages.SVM:
@@ -413,7 +413,7 @@ def main(cfg):
             raise UserError("--scores_from runs in one process; start it with python, not torchrun")
         external_stages(cfg, dataset, stages, epoch)
         print(f"meta_classification.py finished in {time.time() - started:.0f}s; outputs in "
-              f"{os.path.dirname(config.external_segments_dir(cfg))}")
+              f"{os.path.dirname(config.layout(cfg).external_segments_dir())}")
         distributed.cleanup()
         return
     if stages.metaseg_prepare:
@@ -427,7 +427,7 @@ def main(cfg):
     if stages.SVM and ctx.is_main:
         train_oodmc_svm(cfg, dataset, epoch)
     if ctx.is_main:
-        print(f"meta_classification.py finished in {time.time() - started:.0f}s; outputs in {config.run_dir(cfg, epoch)}")
+        print(f"meta_classification.py finished in {time.time() - started:.0f}s; outputs in {config.layout(cfg).run_dir(epoch)}")
     distributed.cleanup()
 
 

@@ -135,7 +135,7 @@ def apply_learning_rate(optimizer, learning_rate):
 def resume_hint(cfg):
     """What to type after an interruption: resume from the last checkpoint this run saved, or start again."""
     start, end = cfg.train.training_starting_epoch, cfg.train.num_training_epochs
-    saved = [e for e in range(start + 1, end + 1) if os.path.isfile(config.checkpoint_path(cfg, e, cfg.train.TRAINSET))]
+    saved = [e for e in range(start + 1, end + 1) if os.path.isfile(config.layout(cfg).checkpoint(e, cfg.train.TRAINSET))]
     if not saved:
         return "no epoch was finished; rerun the same command to start again"
     return (f"epochs up to {saved[-1]} are saved; continue with the same command and -epoch {saved[-1]} "
@@ -153,7 +153,7 @@ def main(cfg):
         raise UserError(f"-epoch {start_epoch} is already at or past -nepochs {end_epoch}: nothing to train")
     # before any work: where the checkpoints go, and whether -crop fits the images
     check_output_dir(cfg.paths.io_root, "--io_root")
-    check_output_dir(os.path.dirname(config.checkpoint_path(cfg, end_epoch, cfg.train.TRAINSET)), "--io_root")
+    check_output_dir(os.path.dirname(config.layout(cfg).checkpoint(end_epoch, cfg.train.TRAINSET)), "--io_root")
     check_crop(build_dataset(cfg, start_epoch).images, cfg.train.crop_size)
 
     seed_everything(cfg.run.seed)
@@ -161,7 +161,7 @@ def main(cfg):
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.learning_rate)
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp)
     if start_epoch > 0:
-        path = config.checkpoint_path(cfg, start_epoch, cfg.train.TRAINSET)
+        path = config.layout(cfg).checkpoint(start_epoch, cfg.train.TRAINSET)
         state = load_checkpoint(model, path)
         optimizer.load_state_dict(state["optimizer_state_dict"])
         saved_lr = apply_learning_rate(optimizer, cfg.train.learning_rate)
@@ -171,10 +171,10 @@ def main(cfg):
             print(f"Resuming after epoch {state['epoch']} from {path}")
             if saved_lr != cfg.train.learning_rate:
                 print(f"-lr {cfg.train.learning_rate:g} applied (the checkpoint's optimizer had {saved_lr:g})")
-    elif config.init_checkpoint(cfg):
-        load_checkpoint(model, config.init_checkpoint(cfg))
+    elif config.layout(cfg).init_checkpoint():
+        load_checkpoint(model, config.layout(cfg).init_checkpoint())
         if ctx.is_main:
-            print("Initial weights:", config.init_checkpoint(cfg))
+            print("Initial weights:", config.layout(cfg).init_checkpoint())
     elif ctx.is_main:
         print("Initial weights: random (--init_ckpt none)")
 
@@ -190,7 +190,7 @@ def main(cfg):
         started = time.time()
         loss = train_one_epoch(net, optimizer, scaler, autocast, loader, embeddings, cfg, ctx, epoch)
         if ctx.is_main:
-            path = config.checkpoint_path(cfg, epoch + 1, cfg.train.TRAINSET)
+            path = config.layout(cfg).checkpoint(epoch + 1, cfg.train.TRAINSET)
             save_checkpoint(path, model, optimizer, scaler, epoch + 1, loss, cfg)
             print(f"epoch {epoch + 1}/{end_epoch}: loss {loss:.4f}, {len(loader.dataset)} images, "
                   f"{time.time() - started:.0f}s, saved {path}")

@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import config  # noqa: E402
+from src import layout  # noqa: E402
 import demo as demo_script  # noqa: E402
 
 MODEL, BASELINE_EPOCHS, OOD_EPOCHS = demo_script.MODEL, demo_script.BASELINE_EPOCHS, demo_script.OOD_EPOCHS
@@ -56,12 +57,10 @@ def measure(demo, kind, families):
               "-val", "LostAndFound", "-epoch", str(OOD_EPOCHS), "--scores_from", maps, *MAPS[kind]]
     run("meta_classification.py", *common, "-segment", "-removal", "--metric_families", families)
     run("evaluation.py", *common, "-pixel", "-segment")
-    flag, value = MAPS[kind]
-    segments, results = config.external_paths(io, "LostAndFound", maps,
-                                              f"{'q' if flag == '--score_quantile' else 't'}{float(value)}")
-    with open(os.path.join(segments, "meta_classifier.json")) as f:
+    outputs = config.layout_of(common)
+    with open(layout.meta_classifier_file(outputs.external_segments_dir(), "json")) as f:
         summary = json.load(f)
-    with open(os.path.join(results, "results.json")) as f:
+    with open(layout.results_file(outputs.external_results_dir())) as f:
         rows = json.load(f)["rows"]
     return summary, rows
 

@@ -38,7 +38,8 @@ from src.evaluation.segment_errors import count_segment_errors  # noqa: E402
 from src.external_maps import meta_filtered_score, removed_mask  # noqa: E402
 from src.files import load_json  # noqa: E402
 from src.meta_classifier import SETTINGS, cross_validated_decision, segments_to_dataset  # noqa: E402
-from src.metaseg.segment_search import load_segments  # noqa: E402
+from src import layout  # noqa: E402
+from src.metaseg.segment_search import load_segments, segments_path  # noqa: E402
 
 SEGSIZE, INSTSIZE = 50, 10  # LostAndFound-like: an obstacle-type set
 MAPS = ("entropy", "max_softmax", "noisy_entropy")
@@ -46,19 +47,19 @@ MAPS = ("entropy", "max_softmax", "noisy_entropy")
 
 def load_case(io, kind):
     """(score maps (list of (H, W) float32), labels (list of (H, W) uint8), segment results, low, t) of one map."""
-    cache_dir = os.path.join(io, "LostAndFound", demo.RUN, "cache")
+    cache_dir = demo.outputs(io).cache_dir(demo.OOD_EPOCHS)
     caches = [read_cache(p, ("entropy", "gt_train")) for p in sorted(glob.glob(os.path.join(cache_dir, "*.h5")))]
     labels = [binary_labels(c["gt_train"], LostAndFound.train_id_in, LostAndFound.train_id_out) for c in caches]
     if kind == "entropy":
-        segments_dir = os.path.join(io, "LostAndFound", demo.RUN, "segments_t0.7")
+        segments_dir = demo.outputs(io).segments_dir(demo.OOD_EPOCHS)
         scores, low, threshold = [c["entropy"] for c in caches], 0.0, 0.7
     else:
         segments_dir = demo.external_dirs(io, kind)[0]
         maps = os.path.join(io, "external_maps", kind)
         scores = [read_score_map(score_map_path(maps, c["frame_name"])) for c in caches]
-        threshold = float(load_json(os.path.join(segments_dir, "segments.json"), "rerun the demo")["threshold"])
+        threshold = float(load_json(layout.segments_record(segments_dir), "rerun the demo")["threshold"])
         low = min(float(s.min()) for s in scores)
-    results = [load_segments(os.path.join(segments_dir, f"{i:05d}.npz")) for i in range(len(caches))]
+    results = [load_segments(segments_path(segments_dir, i)) for i in range(len(caches))]
     return scores, labels, results, low, threshold
 
 
@@ -152,7 +153,7 @@ def main():
     measured = {}
     lines = [HEAD]
     for seed, io in enumerate(args.io):
-        if not os.path.isfile(os.path.join(demo.external_dirs(io, "noisy_entropy")[1], "results.json")):
+        if not os.path.isfile(layout.results_file(demo.external_dirs(io, "noisy_entropy")[1])):
             print(f"seed {seed}: no finished demo in {io}; skipped", flush=True)
             continue
         for kind in MAPS:

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from src import layout
 from src.errors import UserError
 from src.evaluation.over_cache import binary_labels
 from src.files import load_json
@@ -264,7 +265,7 @@ def score_label_pairs(maps, meta_filter=None):
 def load_external_segments(out_dir, maps, make_command):
     """(segments.json record, segment results of every frame) of the search of `maps` in `out_dir`; UserError
     when there is none or it was made from other (or since changed) score maps."""
-    path = os.path.join(out_dir, "segments.json")
+    path = layout.segments_record(out_dir)
     if not os.path.isfile(path):
         raise UserError(f"no segments of the score maps in {out_dir}, --scores_from; search them with: {make_command}")
     record = load_json(path, f"search again with: {make_command}")

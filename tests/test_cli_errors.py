@@ -542,7 +542,7 @@ def test_labels_changed_after_a_maps_search_are_noticed(searched_maps, prepared_
     assert run_cli("meta_classification.py", *args, "-segment").code == 0
     result = run_cli("evaluation.py", *args, "-segment")
     assert result.code == 0, result.err[-2000:]
-    results = Path(config.external_paths(str(io_root), "LostAndFound", str(maps), "t0.5")[1]) / "results.json"
+    results = Path(config.layout_of(list(map(str, args))).external_results_dir()) / "results.json"
     searched = json.loads((evaluated_io / results.relative_to(io_root)).read_text())["rows"]["external"]["segments"]
     segments = json.loads(results.read_text())["rows"]["external"]["segments"]
     # no OoD pixel is left: no object can be missed, and every segment, object or blob, is a false positive
@@ -579,7 +579,7 @@ def test_results_of_thresholds_and_protocols_sit_side_by_side(searched_maps, pre
     io_root = tmp_path / "io"
     shutil.copytree(evaluated_io, io_root)
     args = maps_args(prepared_world, io_root, maps, tiny_checkpoints[1])
-    results = Path(config.external_paths(str(io_root), "LostAndFound", str(maps), "t0.5")[1]) / "results.json"
+    results = Path(config.layout_of(list(map(str, args))).external_results_dir()) / "results.json"
     first = json.loads(results.read_text())["rows"]
     result = run_cli("evaluation.py", *args, "-pixel", "--protocol", "smiyc")
     assert result.code == 0, result.err[-2000:]

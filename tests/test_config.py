@@ -78,9 +78,9 @@ def test_paths_derive_from_the_roots():
     cfg = parse(meta_classification, "--data_root", "/d", "--io_root", "/o", "-val", "Fishyscapes",
                 "--fs_split", "LostAndFound", "-epoch", "3", "-alpha", "0.8")
     assert cfg.paths.cityscapes == "/d/cityscapes" and cfg.paths.coco == "/d/COCO/2017"
-    assert config.checkpoint_path(cfg, 3) == "/o/weights/entropy/DeepLabV3+_WideResNet38_epoch_3_alpha_0.8.pth"
-    assert config.checkpoint_path(cfg, 0) == "/o/weights/DeepLabV3+_WideResNet38.pth"
-    assert config.run_dir(cfg, 3) == "/o/Fishyscapes_LostAndFound/DeepLabV3+_WideResNet38_entropy_epoch_3_alpha_0.8"
+    assert config.layout(cfg).checkpoint(3) == "/o/weights/entropy/DeepLabV3+_WideResNet38_epoch_3_alpha_0.8.pth"
+    assert config.layout(cfg).checkpoint(0) == "/o/weights/DeepLabV3+_WideResNet38.pth"
+    assert config.layout(cfg).run_dir(3) == "/o/Fishyscapes_LostAndFound/DeepLabV3+_WideResNet38_entropy_epoch_3_alpha_0.8"
 
 
 def test_config_dict_is_plain_json():

@@ -32,4 +32,4 @@ def test_each_training_step_is_done_when_its_last_checkpoint_exists(tmp_path):
     steps = training_steps(str(tmp_path))
     assert set(done) == set(steps)
     for title, cfg in steps.items():
-        assert done[title] == config.checkpoint_path(cfg, cfg.train.num_training_epochs, cfg.train.TRAINSET)
+        assert done[title] == config.layout(cfg).checkpoint(cfg.train.num_training_epochs, cfg.train.TRAINSET)

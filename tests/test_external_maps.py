@@ -220,8 +220,7 @@ def external(tiny_checkpoints, prepared_world, tmp_path_factory):
                                  "-segment")
     return SimpleNamespace(io_root=io_root, dataset=dataset, maps=maps_dir, false_blobs=false_blobs, common=common,
                            report=report, printed=printed, export=export, baseline=baseline,
-                           segments=Path(config.external_paths(str(io_root), "LostAndFound", str(maps_dir),
-                                                               "t0.5")[0]))
+                           segments=Path(config.layout_of(["--io_root", str(io_root), *common]).external_segments_dir()))
 
 
 def test_segment_search_finds_the_hand_made_objects_and_false_blobs(external):
@@ -271,7 +270,7 @@ def test_evaluation_rows_equal_a_direct_computation_from_the_maps(external):
         assert got["auroc"] == pytest.approx(roc_auc_score(labels, np.concatenate(scores)), abs=1e-9)
         assert got["ap"] == pytest.approx(average_precision_score(labels, np.concatenate(scores)), abs=1e-9)
         assert 0 <= external.report["rows"][row]["component"]["mean_f1"] <= 1
-    results_dir = Path(config.external_paths(str(external.io_root), "LostAndFound", str(external.maps), "t0.5")[1])
+    results_dir = Path(config.layout_of(["--io_root", str(external.io_root), *external.common]).external_results_dir())
     results = json.loads((results_dir / "results.json").read_text())
     assert results["families"] == ["score_map"] and "+ meta classifier" in results["rows"]
     assert "| external |" in external.printed and "| + meta classifier |" in external.printed

@@ -16,7 +16,10 @@ CONFIG_FUNCTIONS = {node.name: node for node in ast.parse((ROOT / "config.py").r
 
 
 def group_of(node, aliases):
-    """The Config attribute (group) `node` stands for: cfg.<group>, or a name bound to one; else None."""
+    """The Config attribute (group) `node` stands for: cfg.<group> (also `cfg.<group> or its defaults`), or a name
+    bound to one; else None."""
+    if isinstance(node, ast.BoolOp):
+        node = node.values[0]
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "cfg":
         return node.attr
     if isinstance(node, ast.Name):
@@ -28,10 +31,14 @@ def reads(tree):
     """{(group, attribute)} read in `tree`, and the config.py functions it calls."""
     aliases = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            group = group_of(node.value, {})
-            if group is not None:
-                aliases[node.targets[0].id] = group
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+            pairs = zip(target.elts, value.elts) if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) \
+                else [(target, value)]
+            for name, value in pairs:
+                group = group_of(value, {})
+                if isinstance(name, ast.Name) and group is not None:
+                    aliases[name.id] = group
     found, called = set(), set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):

@@ -10,6 +10,7 @@ import os
 import numpy as np
 from scipy.stats import entropy
 
+from src import layout
 from src.errors import UserError
 from src.files import atomic_path, load_json, load_npz
 from src.metaseg.metrics import compute_metrics_components, compute_metrics_mask
@@ -76,7 +77,7 @@ def segments_path(out_dir, index):
 
 def searched_checkpoint(out_dir):
     """The checkpoint whose cache the segment results in `out_dir` come from (segments.json), or None."""
-    path = os.path.join(out_dir, "segments.json")
+    path = layout.segments_record(out_dir)
     if not os.path.isfile(path):
         return None
     return load_json(path, "delete the folder and search again with meta_classification.py -segment").get("checkpoint")
