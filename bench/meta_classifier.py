@@ -29,7 +29,7 @@ import demo  # noqa: E402
 from src.cache import read_cache  # noqa: E402
 from src.dataset.lost_and_found import LostAndFound  # noqa: E402
 from src.evaluation.component_metrics import ComponentMetrics  # noqa: E402
-from src.evaluation.over_cache import binary_labels  # noqa: E402
+from src.evaluation.measure import binary_labels  # noqa: E402
 from src.evaluation.protocols import build_protocol, to_float16  # noqa: E402
 from src.evaluation.score_maps import read_score_map, score_map_path  # noqa: E402
 from src.evaluation.scores import meta_classified_score  # noqa: E402

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from src.dataset import build_valset  # noqa: E402
 from src.evaluation.legacy_argsort import argsort_numpy123  # noqa: E402
 from src.evaluation.protocols import build_protocol, evaluate_frames  # noqa: E402
-from src.external_maps import ExternalMaps, score_label_pairs  # noqa: E402
+from src.external_maps import ExternalMaps  # noqa: E402
 
 SIZES = {"obstacle": (50, 10), "anomaly": (500, 100)}
 SEGEVAL = {"obstacle": "SegEval-ObstacleTrack", "anomaly": "SegEval-AnomalyTrack"}
@@ -239,7 +239,7 @@ def main(args):
     if args.demo:
         for name, kind, dataset, folder in demo_cases(args.demo):
             maps = ExternalMaps(folder, dataset)
-            frames = list(score_label_pairs(maps))
+            frames = [(score_maps["score"], label) for _, score_maps, label in maps.frames()]
             files = [maps.paths[i] for i in range(len(dataset)) if dataset.has_label(i)]
             worst.append(compare(args, name, kind, frames, files))
         print()

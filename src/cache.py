@@ -10,7 +10,10 @@ original's 152 MiB, as small as gzip and compressed several times faster (bench/
 gzip by earlier versions read as before: each file records its filter, and importing hdf5plugin is what
 makes Blosc2 readable to h5py.
 """
+import collections
+import contextlib
 import glob
+import multiprocessing
 import os
 
 import h5py
@@ -18,10 +21,11 @@ import hdf5plugin
 import numpy as np
 import torch
 
-from src.errors import UserError
+from src.errors import UserError, ignore_interrupt
 from src.evaluation.scores import normalized_entropy_tensor
 from src.files import atomic_path
-from src.identity import checkpoint_identity, same_image  # noqa: F401  (the identity every cache user compares)
+from src.identity import checkpoint_identity, image_identity, same_image  # noqa: F401  (checkpoint_identity: the
+# identity every cache user compares)
 
 # zstd level 1: level 3 gains 3% in size and costs twice the write time; lz4 is as fast and 15% larger,
 # gzip as small and 5-10x slower (bench/cache_size.py); one thread, as the writer processes run in parallel
@@ -72,6 +76,36 @@ def write_cache_arrays(path, probs16, entropy, max_logit, gt_train, gt_label, at
         image = f.id.get_file_image()
     with atomic_path(path) as tmp, open(tmp, "wb") as out:
         out.write(image)
+
+
+def write_outputs(outputs, dataset, cache_dir, attrs, workers):
+    """Cache each (i, logits (C, H, W), target (H, W)) of `outputs` (src.model.infer_dataset) as frame i of
+    `dataset`, with the attributes `attrs` of every file (checkpoint, labels per frame, model: see
+    meta_classification.py). With `workers`, as many processes compress and write the files while the network
+    runs on; an error or Ctrl-C during inference still keeps the frames already computed."""
+    # fork: the writers need h5py alone and must start before the data loader's workers
+    # closing: a stop closes the generator, and so its progress bar, before the error line is printed
+    with multiprocessing.get_context("fork").Pool(workers, ignore_interrupt) if workers else \
+            contextlib.nullcontext() as writers, contextlib.closing(outputs):
+        pending = collections.deque()
+        try:
+            for i, logits, target in outputs:
+                frame = {"image_path": dataset.images[i], "frame_name": dataset.frame_name(i),
+                         "has_label": dataset.has_label(i), **attrs(i), **image_identity(dataset.images[i])}
+                job = (cache_path(cache_dir, i), *cache_arrays(torch.softmax(logits, 0)), logits.amax(0).cpu().numpy(),
+                       target.numpy().astype(np.uint8), dataset.label_ids(i), frame,
+                       torch.logsumexp(logits, 0).cpu().numpy())
+                if writers is None:
+                    write_cache_arrays(*job)
+                    continue
+                pending.append(writers.apply_async(write_cache_arrays, job))
+                while len(pending) > 2 * workers:  # bounds the images held in memory
+                    pending.popleft().get()
+        finally:
+            for result in pending:
+                result.wait()
+        for result in pending:
+            result.get()
 
 
 def read_cache(path, fields=None, float16_probs=False):

@@ -16,7 +16,8 @@ from scipy import ndimage
 
 from src import layout
 from src.errors import UserError
-from src.evaluation.over_cache import binary_labels
+from src.cache import read_cache
+from src.evaluation.measure import binary_labels
 from src.files import load_json
 from src.identity import label_identities
 from src.evaluation.score_maps import check_score_map_shapes, read_score_map, score_map_files
@@ -24,7 +25,7 @@ from src.evaluation.scores import below
 from src.metaseg.metrics import compute_metrics_components
 from src.metaseg.score_segments import (EIGHT_CONNECTED, at_least, ground_truth_components, score_segment_metrics,
                                         segment_targets)
-from src.metaseg.segment_search import load_all_segments
+from src.metaseg.segment_search import load_all_segments, save_segments
 
 
 
@@ -44,12 +45,18 @@ def frame_shape(dataset, i):
 
 
 class ExternalMaps:
-    """The score maps of `directory` for every frame of `dataset`, checked once: every frame has a file, and
-    every file a `value` of its frame's shape (else one UserError naming them)."""
+    """The score maps of `directory` for every frame of `dataset` as a score source (src/score_source.py),
+    checked once: every frame has a file, and every file a `value` of its frame's shape (else one UserError
+    naming them). softmax_cache: None, or the evaluated checkpoint's cache files, whose MetaSeg metrics the
+    segment search adds (metric family "softmax")."""
+    score_name = "score"
+    stored_dtype = None  # the benchmark reads each map as its file stores it
+    unit_scores = ("score",)  # meta-ood tries them, and leaves out maps outside [0, 1]
 
-    def __init__(self, directory, dataset):
+    def __init__(self, directory, dataset, softmax_cache=None):
         self.directory = directory
         self.dataset = dataset
+        self.softmax_cache = softmax_cache
         self.paths = score_map_files(directory, [dataset.frame_name(i) for i in range(len(dataset))])
         check_score_map_shapes(self.paths, [frame_shape(dataset, i) for i in range(len(dataset))])
 
@@ -70,6 +77,26 @@ class ExternalMaps:
         if gt_train is None:
             return np.ones(frame_shape(self.dataset, i), dtype=bool)
         return gt_train == self.dataset.ignore_index
+
+    def frames(self, names=("score",)):
+        """(i, {"score": the map as its file stores it (dtype and values, as the benchmark reads it)}, label) of
+        every labelled frame."""
+        for i in range(len(self)):
+            gt_train = frame_train_ids(self.dataset, i)
+            if gt_train is not None:
+                yield i, {"score": self.stored_score(i)}, binary_labels(gt_train, self.dataset.train_id_in,
+                                                                        self.dataset.train_id_out)
+
+    def search_job(self, i, out_file, threshold):
+        cache_file = None if self.softmax_cache is None else self.softmax_cache[i]
+        return _search_map, (self.paths[i], self.dataset, i, cache_file, out_file, threshold, self.dataset.train_id_out)
+
+    def meta_filter(self, results, removed, threshold, reach):
+        """The maps after the meta classifier (`meta_filtered_score`): removed pixels move below the threshold,
+        above the midpoint to the lowest score of all maps (each result records its map's lowest)."""
+        low = min(float(r["score_min"]) for r in results)
+        return lambda i, score: meta_filtered_score(score, results[i]["components"], removed[i], self.void(i), low,
+                                                    threshold, reach)
 
     def identity(self):
         """What a segment search of the maps is made from: the directory, the size and modification time of every
@@ -188,6 +215,16 @@ def search_frame(score, gt_train, threshold, ood_index, ignore_index=255, probs=
             "components": components, "gt_components": gt_components}
 
 
+def _search_map(job):
+    score_file, dataset, i, cache_file, out_file, threshold, ood_index = job
+    score = read_score_map(score_file)
+    gt_train = frame_train_ids(dataset, i)  # the dataset's own label rule (testNoKnown remaps the label ids)
+    probs = None if cache_file is None else read_cache(cache_file, ("probs",), float16_probs=True)["probs"]
+    result = search_frame(score, gt_train, threshold, ood_index, probs=probs)
+    result["score_min"] = np.float32(score.min())  # the lowest score, the meta filter's floor
+    save_segments(out_file, result)
+
+
 def removed_mask(components, removed):
     """(H, W) bool pixels of the segments whose entry of `removed` ((n,) bool, id order) is True."""
     return np.isin(np.abs(components), np.flatnonzero(removed) + 1)
@@ -243,23 +280,6 @@ def meta_filtered_score(score, components, removed, void, low, threshold, reach)
     if reach == 0 or not np.isfinite(floor):
         return filtered_score(score, removed_mask(components, removed), low, threshold)
     return filtered_score(score, removal_region(score, components, removed, void, floor), low, floor)
-
-
-def score_label_pairs(maps, meta_filter=None):
-    """Per labelled frame, (score (H, W), label (H, W) uint8: 0 in-distribution, 1 OoD, 255 ignored): the map as
-    its file stores it (dtype and values, as the benchmark reads it).
-
-    meta_filter: None, or a function (frame index, score) -> the score after the meta classifier
-    (`meta_filtered_score`, float32). Every metric of --scores_from is computed from these pairs."""
-    dataset = maps.dataset
-    for i in range(len(maps)):
-        gt_train = frame_train_ids(dataset, i)
-        if gt_train is None:
-            continue
-        score = maps.stored_score(i)
-        if meta_filter is not None:
-            score = meta_filter(i, score)
-        yield score, binary_labels(gt_train, dataset.train_id_in, dataset.train_id_out)
 
 
 def load_external_segments(out_dir, maps, make_command):

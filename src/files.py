@@ -85,3 +85,8 @@ def _refusal(path, kind, reason, remedy):
     if isinstance(reason, Exception):  # numpy's first sentence; the rest advises loading unsafely
         reason = f"{type(reason).__name__}: {str(reason).split('. ')[0]}"
     return f"{path} is not a readable {kind} file of this project ({reason}); {remedy}"
+
+
+def same_json(path, obj, hint):
+    """Whether the JSON file `path` exists and holds `obj` (a damaged one: UserError with `hint`)."""
+    return os.path.isfile(path) and load_json(path, hint) == obj

@@ -88,6 +88,12 @@ class Layout:
     def svm_file(self, epoch):
         return os.path.join(self.oodmc_dir(epoch), SVM)
 
+    def oodmc_features_dir(self, epoch):
+        return os.path.join(self.oodmc_dir(epoch), "train")
+
+    def oodmc_scores_dir(self, epoch):
+        return os.path.join(self.oodmc_dir(epoch), "scores")
+
     def results_dir(self, epoch):
         """The OODMC report of one checkpoint."""
         return os.path.join(self.io_root, "results", self.valset, self.run_name(epoch))

@@ -1,11 +1,14 @@
-"""Where and how a run executes: device, mixed precision, seeding, host memory."""
+"""Where and how a run executes: device, mixed precision, seeding, worker processes, host memory."""
 import ctypes
+import multiprocessing
 import random
 
 import numpy as np
 import torch
 
-from src.errors import UserError
+from tqdm import tqdm
+
+from src.errors import UserError, ignore_interrupt
 
 
 def resolve_device(name):
@@ -32,6 +35,18 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def run_jobs(function, jobs, workers, bar):
+    """function(job) for every job, in `workers` processes (none: in this one), with a tqdm bar of settings `bar`."""
+    if workers == 0:
+        for job in tqdm(jobs, total=len(jobs), **bar):
+            function(job)
+        return
+    # fork: the workers need numpy and the compiled metrics only, and spawning would re-import torch in each
+    with multiprocessing.get_context("fork").Pool(workers, ignore_interrupt) as pool:
+        for _ in tqdm(pool.imap_unordered(function, jobs), total=len(jobs), **bar):
+            pass
 
 
 def release_freed_host_memory():

@@ -345,7 +345,7 @@ def test_a_moved_io_root_keeps_its_caches(evaluated, prepared_world, tiny_checkp
                                                            "-segment"))
     assert result.code == 0
     assert "-prepare: 3 of 3 images already cached" in result.out
-    assert "3 of 3 images already searched" in result.out
+    assert "3 of 3 frames already searched" in result.out
 
 
 # ---- no file the project reads can run code

@@ -23,7 +23,7 @@ from src.errors import UserError
 from src.identity import image_identity, label_identities
 from src.metaseg.segment_search import load_segments, segment_search
 from src.model import build_model, load_checkpoint
-from src.evaluation.over_cache import binary_labels
+from src.evaluation.measure import binary_labels
 from src.evaluation.pixel_metrics import PixelMetrics
 from src.evaluation.plots import frames_to_show
 from src.evaluation.protocols import build_protocol, evaluate_frames

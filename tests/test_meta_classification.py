@@ -219,7 +219,7 @@ def test_segments_of_another_checkpoint_are_refused_and_searched_again(prepared_
             stage()
     capsys.readouterr()
     run_stage2(prepared_world, io_root, *other, "-segment")
-    assert "come from another checkpoint's cache or other labels or images; searching again" in capsys.readouterr().out
+    assert "come from other inputs (another checkpoint's cache, other score maps, labels, images or metric families); searching again" in capsys.readouterr().out
     summary = json.loads((run_dir(io_root) / "segments_t0.7" / "segments.json").read_text())
     assert summary["checkpoint"].startswith(checkpoint_identity(str(baseline)) + ", labels ")
 
@@ -245,14 +245,14 @@ def test_segment_search_covers_every_image_alike_with_0_and_2_workers_and_resume
     assert found > 0, "the tiny world gave no segment: this test checks nothing"
     summary = json.loads((segments_dir / "segments.json").read_text())
     assert summary["checkpoint"].startswith(checkpoint_identity(str(checkpoints[1])) + ", labels ")
-    assert summary["entropy_threshold"] == 0.7 and summary["num_images"] == 3
+    assert summary["threshold"] == 0.7 and summary["num_images"] == 3
 
     expected = load_segments(segments_dir / "00001.npz")
     (segments_dir / "00001.npz").unlink()
     kept = {name: stamp(segments_dir / f"{name}.npz") for name in ("00000", "00002")}
     capsys.readouterr()
     run_stage2(prepared_world, serial, *epoch0(checkpoints[1]), "-segment")
-    assert "-segment: 2 of 3 images already searched" in capsys.readouterr().out
+    assert "2 of 3 frames already searched" in capsys.readouterr().out
     assert {name: stamp(segments_dir / f"{name}.npz") for name in kept} == kept
     assert_same_segments(load_segments(segments_dir / "00001.npz"), expected)
 

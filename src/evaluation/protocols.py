@@ -12,7 +12,7 @@ reproduces one reference exactly, behind one streaming interface that works on f
     result = protocol.compute()            # dict: auroc, ap, fpr95, f1_threshold, roc, pr, ... and,
                                            # after the second pass, "component": siou_gt, ppv, mean_f1
 `evaluate_frames(protocol, frames)` runs both passes for a function `frames()` that yields the
-(score, label) pairs (`over_cache.binary_labels` makes the labels from train ids).
+(score, label) pairs (`measure.binary_labels` makes the labels from train ids).
 
 - `exact` (ExactProtocol): every pixel counts, AUROC / AP / FPR95 as sklearn computes them from the
   pooled pixels (to 1e-4, `pixel_metrics.PixelMetrics`); components at the best pixel-F1 threshold with

@@ -1,0 +1,93 @@
+"""A checkpoint's inference cache as a score source: what stages 2 and 3 measure.
+
+A score source is one interface for a checkpoint's cached scores (CheckpointScores, here) and any method's
+score maps (src.external_maps.ExternalMaps, --scores_from), over the frames 0..n-1 of an evaluation set:
+
+    len(source), source.dataset
+    source.score_name            the name its results file the score under ("entropy", "score")
+    source.score(i)              (H, W) float32 score map of frame i (higher: more anomalous)
+    source.void(i)               (H, W) bool pixels the segment search leaves out (all of an unlabelled frame)
+    source.identity()            what its segment search is made from (a search of other inputs is refused)
+    source.search_job(i, out_file, threshold)
+                                 (function, job): function(job) searches frame i's segments into out_file,
+                                 in a worker process
+    source.meta_filter(results, removed, threshold, reach)
+                                 function (i, score) -> the map after the meta classifier removed `removed`
+    source.frames(names)         (i, {name: map}, label) of every labelled frame, label (H, W) uint8 0 / 1 / 255:
+                                 every metric is computed from these
+    source.stored_dtype, source.unit_scores
+                                 how smiyc reads the maps (None: as stored), and the scores in [0, 1]
+"""
+import numpy as np
+
+from src.cache import cached_images, checked_cache, checkpoint_identity, read_cache
+from src.evaluation.measure import binary_labels
+from src.evaluation.scores import anomaly_score, meta_classified_score
+from src.external_maps import meta_filtered_score, removed_mask
+from src.identity import label_identities, search_identity
+from src.metaseg.segment_search import save_segments, segment_search
+
+
+class CheckpointScores:
+    """The inference cache of one checkpoint on `dataset` (`cache_files`, checked, one per frame): the score is
+    its normalised entropy; frames() gives the other scores of its softmax too (src.evaluation.scores; SML with
+    `class_stats`)."""
+    score_name = "entropy"
+    stored_dtype = np.float16  # smiyc reads the scores as --export_smiyc stores them
+    unit_scores = ("entropy", "max_softmax")
+
+    def __init__(self, cache_files, dataset, checkpoint, class_stats=None):
+        self.paths, self.dataset, self.checkpoint, self.class_stats = cache_files, dataset, checkpoint, class_stats
+
+    def __len__(self):
+        return len(self.paths)
+
+    def score(self, i):
+        return read_cache(self.paths[i], ("entropy",))["entropy"]
+
+    def void(self, i):
+        return read_cache(self.paths[i], ("gt_train",))["gt_train"] == 255
+
+    def identity(self):
+        return search_identity(checkpoint_identity(self.checkpoint), label_identities(self.dataset),
+                               cached_images(self.paths))
+
+    def search_job(self, i, out_file, threshold):
+        return _search_cached, (self.paths[i], out_file, threshold, self.dataset.train_id_out)
+
+    def meta_filter(self, results, removed, threshold, reach):
+        """With reach 0 each removed pixel gets t x entropy (`meta_classified_score`, the paper row's rule); above
+        0 the removal takes the connected pixels down to the reach as well (`meta_filtered_score`, entropy >= 0)."""
+        def meta_filter(i, entropy):
+            if reach == 0:
+                return meta_classified_score(entropy, removed_mask(results[i]["components"], removed[i]), threshold)
+            return meta_filtered_score(entropy, results[i]["components"], removed[i], self.void(i), 0.0, threshold,
+                                       reach)
+        return meta_filter
+
+    def frames(self, names=("entropy",)):
+        # the entropy alone needs neither the 19-channel softmax nor the logits
+        fields = ("entropy", "gt_train") if list(names) == ["entropy"] else None
+        for i, path in enumerate(self.paths):
+            cache = read_cache(path, fields)
+            if not cache["has_label"]:
+                continue
+            maps = {name: cache["entropy"] if name == "entropy" else
+                    anomaly_score(name, cache["probs"], cache["max_logit"], self.class_stats, cache.get("logsumexp"))
+                    for name in names}
+            yield i, maps, binary_labels(cache["gt_train"], self.dataset.train_id_in, self.dataset.train_id_out)
+
+
+def checked_scores(cache_dir, dataset, checkpoint, make_command, class_stats=None):
+    """The inference cache of `checkpoint` in `cache_dir` as a score source, after checking that it is complete and
+    made by that checkpoint from the frames' current labels and images; else UserError naming `make_command`."""
+    files = checked_cache(cache_dir, len(dataset), checkpoint_identity(checkpoint), make_command,
+                          label_identities(dataset), dataset.images)
+    return CheckpointScores(files, dataset, checkpoint, class_stats)
+
+
+def _search_cached(job):
+    cache_file, out_file, threshold, ood_index = job
+    c = read_cache(cache_file, ("probs", "entropy", "gt_train", "gt_label"), float16_probs=True)
+    save_segments(out_file, segment_search(c["probs"], c["gt_train"], c["gt_label"], threshold, ood_index,
+                                           c["entropy"]))
