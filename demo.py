@@ -170,7 +170,7 @@ def demo_figures(io):
             rows = json.load(f)["rows"]
         for row, when in (("baseline", "before"), (f"entropy training (epoch {OOD_EPOCHS})", "after")):
             for metric in ("ap", "auroc"):
-                figures[f"{key}_{metric}_{when}"] = 100 * rows[row]["pixel"]["entropy"][metric]
+                figures[f"{key}_{metric}_{when}"] = 100 * rows[row]["protocols"]["exact"]["pixel"]["entropy"][metric]
         if key == "laf":
             figures["fp_before"] = rows[f"entropy training (epoch {OOD_EPOCHS})"]["segments"]["fp"]
             figures["fp_after"] = rows["+ meta classifier"]["segments"]["fp"]
@@ -218,7 +218,7 @@ def external_table(io):
         with open(layout.meta_classifier_file(segments_dir, "json")) as f:
             auroc = json.load(f)["auroc"]
         for name, row in report["rows"].items():
-            c, s, t = row["component"], row["segments"], row["component_at_t"]
+            c, s, t = row["protocols"]["exact"]["component"], row["segments"], row["component_at_t"]
             lines.append(f"| {kind} | {name} | {s['fp']} | {s['fn']} | {100 * c['siou_gt']:.2f} | {100 * c['ppv']:.2f} | "
                          f"{100 * c['mean_f1']:.2f} | {100 * t['siou_gt']:.2f} | {100 * t['ppv']:.2f} | "
                          f"{100 * t['mean_f1']:.2f} | {f'{auroc:.3f} ({families})' if name != 'external' else ''} |")

@@ -87,7 +87,8 @@ def main():
         reference = None
         for families in ("score_map", "all"):
             summary, rows = measure(demo, kind, families)
-            before, after = rows["external"]["component"], rows["+ meta classifier"]["component"]
+            exact = {name: row["protocols"]["exact"] for name, row in rows.items()}
+            before, after = exact["external"]["component"], exact["+ meta classifier"]["component"]
             lines.append(
                 f"| {kind} | {' + '.join(summary['families'])} ({len(summary['features'])}) | {summary['num_segments']} "
                 f"({summary['num_false_positives']}) | {summary['auroc']:.3f} | {summary['ap']:.3f} | "

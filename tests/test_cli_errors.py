@@ -311,7 +311,7 @@ def test_partial_evaluations_merge_and_thresholds_get_their_own_folders(evaluate
     assert list(after) == list(before) == ["baseline", "+ meta classifier"]
     for name, row in before.items():
         assert after[name]["segments"] == row["segments"], "-pixel dropped the segment columns"
-        assert after[name]["pixel"] == row["pixel"] and after[name]["component"] == row["component"]
+        assert after[name]["protocols"] == row["protocols"]
     assert "| baseline |" in (results / "t0.7" / "results.md").read_text()
     kept = checksums(results / "t0.7")
     assert run_cli("evaluation.py", *args, "-pixel", "-threshold", "0.5").code == 0
@@ -585,8 +585,8 @@ def test_results_of_thresholds_and_protocols_sit_side_by_side(searched_maps, pre
     assert result.code == 0, result.err[-2000:]
     rows = json.loads(results.read_text())["rows"]
     for name in ("external", "+ meta classifier"):
-        assert rows[name]["pixel"] == first[name]["pixel"] and rows[name]["segments"] == first[name]["segments"]
-        assert "smiyc" in rows[name]["protocols"]
+        assert rows[name]["protocols"]["exact"] == first[name]["protocols"]["exact"]
+        assert rows[name]["segments"] == first[name]["segments"] and "smiyc" in rows[name]["protocols"]
     assert "| external | smiyc |" in result.out and "| external | exact |" in result.out
     kept = checksums(results.parent)
     assert run_cli("meta_classification.py", *args[:-1], "0.6", "-segment", "-removal", "--meta_cv", "loo", "--meta_classifier", "paper").code == 0
@@ -597,6 +597,11 @@ def test_results_of_thresholds_and_protocols_sit_side_by_side(searched_maps, pre
     result = run_cli("evaluation.py", *args)
     assert_refused(result, "evaluation.py", results)
     assert "pixel metrics" not in result.err and "SMIYC" not in result.err
+    # so is one of a newer meta-ood, which this one cannot read
+    results.write_text('{"schema": 99, "rows": {}}')
+    result = run_cli("evaluation.py", *args)
+    assert_refused(result, "evaluation.py", results, "newer meta-ood", "schema 99")
+    assert "pixel metrics" not in result.err
 
 
 def test_a_checkpoint_row_keeps_the_protocols_of_earlier_runs(evaluated, prepared_world, tiny_checkpoints, tmp_path):
@@ -610,8 +615,8 @@ def test_a_checkpoint_row_keeps_the_protocols_of_earlier_runs(evaluated, prepare
     assert "meta-ood protocol: max_logit, energy of baseline left out of it" in result.out
     assert run_cli("evaluation.py", *args, "-pixel", "--protocol", "smiyc").code == 0
     row = json.loads(results.read_text())["rows"]["baseline"]
-    assert set(row["protocols"]) == {"meta-ood", "smiyc"}, "the second protocol replaced the first"
-    assert row["pixel"] == exact["pixel"] and row["segments"] == exact["segments"]
+    assert set(row["protocols"]) == {"exact", "meta-ood", "smiyc"}, "the second protocol replaced the first"
+    assert row["protocols"]["exact"] == exact["protocols"]["exact"] and row["segments"] == exact["segments"]
 
 
 def _float16_overflow(i, score):

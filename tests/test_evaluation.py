@@ -167,7 +167,8 @@ def test_evaluation_counts_hand_made_segments_and_removals(tiny_checkpoints, pre
     assert report["rows"]["baseline"]["segments"] == {"fp": 3, "fn": 4}
     # these caches hold no logsumexp (as caches made before it was cached): the energy score is skipped, saying so
     assert "Energy skipped" in printed and "-prepare" in printed.split("Energy skipped")[1].splitlines()[0]
-    assert "energy" not in report["rows"]["baseline"]["pixel"] and "max_logit" in report["rows"]["baseline"]["pixel"]
+    baseline = report["rows"]["baseline"]["protocols"]["exact"]["pixel"]
+    assert "energy" not in baseline and "max_logit" in baseline
     assert report["rows"]["+ meta classifier"]["segments"] == {"fp": fp, "fn": fn}
 
 
@@ -186,8 +187,9 @@ def test_meta_classifier_row_without_removals_is_the_entropy_row(tiny_checkpoint
     removed, _, _ = HAND_COUNTS[0]
     rows = evaluate_constructed_scenes(tiny_checkpoints, prepared_world, tmp_path, removed)[0]["rows"]
     assert not any(map(any, removed))
-    assert_identical(rows["+ meta classifier"]["pixel"]["entropy+meta"], rows["baseline"]["pixel"]["entropy"])
-    assert_identical(rows["+ meta classifier"]["component"], rows["baseline"]["component"])
+    meta, baseline = rows["+ meta classifier"]["protocols"]["exact"], rows["baseline"]["protocols"]["exact"]
+    assert_identical(meta["pixel"]["entropy+meta"], baseline["pixel"]["entropy"])
+    assert_identical(meta["component"], baseline["component"])
     assert_identical(rows["+ meta classifier"]["component_at_t"], rows["baseline"]["component_at_t"])
 
 
@@ -228,8 +230,9 @@ def test_meta_classifier_row_ranks_wrongly_removed_obstacles_above_the_road(tiny
     """The removed segments' pixels fall below the kept segments but stay above the confident road, so the curves
     reach the wrongly removed obstacle before the road and FPR95 stays meaningful; scoring them 0 (below all
     road pixels) made it 100%."""
-    pixel = evaluate_constructed_scenes(tiny_checkpoints, prepared_world, tmp_path, COVERED_REMOVED, "--removal_reach",
-                                        "0", scenes=COVERED)[0]["rows"]["+ meta classifier"]["pixel"]["entropy+meta"]
+    rows = evaluate_constructed_scenes(tiny_checkpoints, prepared_world, tmp_path, COVERED_REMOVED, "--removal_reach",
+                                       "0", scenes=COVERED)[0]["rows"]
+    pixel = rows["+ meta classifier"]["protocols"]["exact"]["pixel"]["entropy+meta"]
     scores, zeroed, is_ood = [], [], []
     for i, scene in enumerate(COVERED):
         probs, gt_train, _ = scene_arrays(**scene)
@@ -320,7 +323,7 @@ def test_float16_cache_moves_no_metric_by_more_than_1e_4(run, prepared_world):
         streamed = PixelMetrics()
         streamed.update(reference.astype(np.float32), is_ood)
         streamed = streamed.compute()
-        pipeline = rows[row]["pixel"]["entropy"]
+        pipeline = rows[row]["protocols"]["exact"]["pixel"]["entropy"]
         for key in ("auroc", "ap", "fpr95"):
             assert exact_cached[key] == pytest.approx(exact_reference[key], abs=1e-4), (row, key)
             assert pipeline[key] == pytest.approx(streamed[key], abs=1e-4), (row, key)
@@ -358,6 +361,7 @@ def reject(constant):
 
 def test_results_json_holds_every_number_of_the_table_and_parses_back(run):
     report = json.loads((run.results / "results.json").read_text(), parse_constant=reject)
+    assert report["schema"] == 2
     rows = report["rows"]
     assert list(rows) == ROWS == list(run.second[0]["rows"])
     assert rows[ROWS[0]]["checkpoint"] == str(run.baseline)
@@ -369,19 +373,19 @@ def test_results_json_holds_every_number_of_the_table_and_parses_back(run):
     main_table, score_table = read_markdown_tables(run.results / "results.md")
     assert [cells[0] for cells in main_table] == ROWS
     for name, *cells in main_table:
-        row = rows[name]
-        pixel = row["pixel"]["entropy+meta" if name == ROWS[2] else "entropy"]
+        row, exact = rows[name], rows[name]["protocols"]["exact"]
+        pixel = exact["pixel"]["entropy+meta" if name == ROWS[2] else "entropy"]
         for cell, key in zip(cells[:3], ("auroc", "ap", "fpr95")):
             assert_cell(cell, pixel[key])
         assert [int(cells[3]), int(cells[4])] == [row["segments"]["fp"], row["segments"]["fn"]]
         for cell, key in zip(cells[5:], ("siou_gt", "ppv", "mean_f1")):
-            assert_cell(cell, row["component"][key])
+            assert_cell(cell, exact["component"][key])
     shown = {(name, score) for name, score, *_ in score_table}
-    assert shown == {(name, score) for name, row in rows.items() for score in row["pixel"]}
+    assert shown == {(name, score) for name, row in rows.items() for score in row["protocols"]["exact"]["pixel"]}
     assert {("baseline", "sml"), (ROWS[1], "sml"), (ROWS[2], "entropy+meta")} <= shown
     for name, score, *cells in score_table:
         for cell, key in zip(cells, ("auroc", "ap", "fpr95")):
-            assert_cell(cell, rows[name]["pixel"][score][key])
+            assert_cell(cell, rows[name]["protocols"]["exact"]["pixel"][score][key])
 
 
 def is_png(path):
@@ -455,16 +459,17 @@ def test_missing_inputs_stop_evaluation_naming_the_command_that_makes_them(tiny_
     assert list(report["rows"]) == ["baseline", "+ meta classifier"]
 
 
-def test_protocol_all_reports_the_three_protocols_beside_the_exact_layout(run, prepared_world):
-    """--protocol all: results.json keeps the exact protocol where it always was, adds meta-ood and smiyc beside
-    it with the numbers the protocols give on the cached entropy, and results.md lists each row per protocol."""
+def test_protocol_all_reports_the_three_protocols_side_by_side(run, prepared_world):
+    """--protocol all: results.json keeps the exact protocol's numbers of the earlier run, adds meta-ood and smiyc
+    beside it with the numbers the protocols give on the cached entropy, and results.md lists each row per
+    protocol."""
     report, printed = run_stage3(prepared_world, run.io_root, "--init_ckpt", str(run.baseline), "-epoch", "1",
                                  "--num_visualizations", "0", "--protocol", "all")
     assert report["protocol"] == "all" and report["protocols"] == ["exact", "meta-ood", "smiyc"]
     trained = report["rows"][ROWS[1]]
-    exact = run.second[0]["rows"][ROWS[1]]
-    assert trained["pixel"]["entropy"]["ap"] == exact["pixel"]["entropy"]["ap"]
-    assert trained["component"]["mean_f1"] == exact["component"]["mean_f1"]
+    exact = run.second[0]["rows"][ROWS[1]]["protocols"]["exact"]
+    assert trained["protocols"]["exact"]["pixel"]["entropy"]["ap"] == exact["pixel"]["entropy"]["ap"]
+    assert trained["protocols"]["exact"]["component"]["mean_f1"] == exact["component"]["mean_f1"]
     dataset = build_valset("LostAndFound", str(prepared_world / "lost_and_found"), "test")
     caches = [read_cache(cache_path(run.io_root / "LostAndFound" / TRAINED / "cache", i)) for i in range(len(dataset))]
     frames = [(c["entropy"], binary_labels(c["gt_train"], dataset.train_id_in, dataset.train_id_out)) for c in caches]
@@ -477,7 +482,7 @@ def test_protocol_all_reports_the_three_protocols_beside_the_exact_layout(run, p
     # energy: -logsumexp of the logits, cached by -prepare, a score of every protocol but meta-ood ([0, 1] only)
     logits = logits_of(load_model(run.checkpoint), dataset.images[0]).numpy().astype(np.float64)
     np.testing.assert_allclose(caches[0]["logsumexp"], np.log(np.exp(logits).sum(0)), rtol=1e-4, atol=1e-4)
-    assert "energy" in trained["pixel"] and "energy" in trained["protocols"]["smiyc"]["pixel"]
+    assert "energy" in trained["protocols"]["exact"]["pixel"] and "energy" in trained["protocols"]["smiyc"]["pixel"]
     assert "energy" not in trained["protocols"]["meta-ood"]["pixel"]
     text = (run.results / "results.md").read_text()
     assert "(protocols: exact, meta-ood, smiyc)" in text.splitlines()[0]

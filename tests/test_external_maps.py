@@ -266,13 +266,14 @@ def test_evaluation_rows_equal_a_direct_computation_from_the_maps(external):
     assert np.all(np.diff(moved_to[order]) >= 0)
     labels = np.concatenate(labels)
     for row, scores in (("external", before), ("+ meta classifier", after)):
-        got = external.report["rows"][row]["pixel"]["score"]
+        exact = external.report["rows"][row]["protocols"]["exact"]
+        got = exact["pixel"]["score"]
         assert got["auroc"] == pytest.approx(roc_auc_score(labels, np.concatenate(scores)), abs=1e-9)
         assert got["ap"] == pytest.approx(average_precision_score(labels, np.concatenate(scores)), abs=1e-9)
-        assert 0 <= external.report["rows"][row]["component"]["mean_f1"] <= 1
+        assert 0 <= exact["component"]["mean_f1"] <= 1
     results_dir = Path(config.layout_of(["--io_root", str(external.io_root), *external.common]).external_results_dir())
     results = json.loads((results_dir / "results.json").read_text())
-    assert results["families"] == ["score_map"] and "+ meta classifier" in results["rows"]
+    assert results["schema"] == 2 and results["families"] == ["score_map"] and "+ meta classifier" in results["rows"]
     assert "| external |" in external.printed and "| + meta classifier |" in external.printed
 
 
@@ -303,7 +304,8 @@ def test_exported_entropy_maps_evaluate_to_the_numbers_of_the_run_that_exported_
     run_stage3(prepared_world, io_root, *common, "--export_smiyc", str(exported))
     own, _ = run_stage3(prepared_world, io_root, *common, "-pixel")
     theirs, _ = run_stage3(prepared_world, io_root, "--scores_from", str(exported), "-pixel")
-    a, b = own["rows"]["entropy training (epoch 1)"]["pixel"]["entropy"], theirs["rows"]["external"]["pixel"]["score"]
+    a = own["rows"]["entropy training (epoch 1)"]["protocols"]["exact"]["pixel"]["entropy"]
+    b = theirs["rows"]["external"]["protocols"]["exact"]["pixel"]["score"]
     for name in ("auroc", "ap", "fpr95"):  # the maps are the entropy rounded to float16
         assert a[name] == pytest.approx(b[name], abs=2e-3), name
     assert (a["num_ood"], a["num_in"]) == (b["num_ood"], b["num_in"])

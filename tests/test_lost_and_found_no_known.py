@@ -94,5 +94,6 @@ def test_no_known_score_maps_are_searched_and_evaluated_with_its_own_labels(laf_
     report, _ = run_stage3(laf_root.parent, tmp_path / "io", *flags, "-pixel", "-segment", "--protocol", "all")
     row = report["rows"]["external"]
     assert row["segments"] == {"fp": 0, "fn": 0}
-    assert row["pixel"]["score"]["ap"] == 1.0 and row["protocols"]["smiyc"]["pixel"]["score"]["ap"] == 1.0
+    assert row["protocols"]["exact"]["pixel"]["score"]["ap"] == 1.0
+    assert row["protocols"]["smiyc"]["pixel"]["score"]["ap"] == 1.0
     assert report["num_scored"] == 1043

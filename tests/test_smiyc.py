@@ -122,10 +122,11 @@ def test_evaluation_leaves_unlabelled_frames_out_and_says_how_many(obstacles):
         scores.append((entropy(probs.astype(np.float64), axis=0) / math.log(19))[valid])
         is_ood.append(label[valid] == 1)
     scores, is_ood = np.concatenate(scores), np.concatenate(is_ood)
-    pixel = obstacles.report["rows"]["entropy training (epoch 1)"]["pixel"]["entropy"]
+    exact = obstacles.report["rows"]["entropy training (epoch 1)"]["protocols"]["exact"]
+    pixel = exact["pixel"]["entropy"]
     assert (pixel["num_ood"], pixel["num_in"]) == (is_ood.sum(), (~is_ood).sum())
     assert pixel["auroc"] == pytest.approx(roc_auc_score(is_ood, scores), abs=1e-4)
-    component = obstacles.report["rows"]["entropy training (epoch 1)"]["component"]
+    component = exact["component"]
     assert (component["segsize"], component["instsize"]) == (50, 10)  # an obstacle-type track
 
 

@@ -4,7 +4,12 @@ import os
 
 import numpy as np
 
+from src.errors import UserError
 from src.files import atomic_path, load_json, save_json
+
+# the shape of the files save_report writes; a file without "schema" is the first shape (1), whose rows held the
+# exact protocol's "pixel" and "component" in the row itself
+RESULTS_SCHEMA = 2
 
 
 def _percent(value):
@@ -12,30 +17,23 @@ def _percent(value):
 
 
 def protocol_entry(row, protocol):
-    """{"pixel": {score: result}, "component": ...} of one results row under `protocol` ({} when absent): the exact
-    protocol's sit in the row itself (results.json's original layout), the others in row["protocols"]."""
-    if protocol == "exact":
-        return {key: row[key] for key in ("pixel", "component") if key in row}
+    """{"pixel": {score: result}, "component": ...} of one results row under `protocol`, row["protocols"][protocol]
+    ({} when absent)."""
     return row.get("protocols", {}).get(protocol, {})
 
 
 def set_protocol_entry(row, protocol, pixel, component=None):
     """Store one protocol's results in a results row, where protocol_entry finds them."""
-    entry = {"pixel": pixel, **({"component": component} if component else {})}
-    if protocol == "exact":
-        row.update(entry)
-    else:
-        row.setdefault("protocols", {})[protocol] = entry
+    row.setdefault("protocols", {})[protocol] = {"pixel": pixel, **({"component": component} if component else {})}
 
 
 def results_table(rows, protocols=("exact",), score="entropy", meta_score="entropy+meta"):
     """The paper-style table (entropy score; one line per row, and per protocol when there are several), then
     every score of every checkpoint. Pixel columns show `score` (`meta_score` in the "+ meta classifier" row).
 
-    rows: {row name: {"pixel": {score: result}, "segments": {fp, fn}, "component": ComponentMetrics.compute(),
-    "component_at_t": the same at the segment threshold t, "protocols": {protocol: {"pixel": ..., "component":
-    ...}}}}, any part optional; protocols: the names
-    of src.evaluation.protocols.PROTOCOLS that were run.
+    rows: {row name: {"protocols": {protocol: {"pixel": {score: result}, "component": ComponentMetrics.compute()}},
+    "segments": {fp, fn}, "component_at_t": the same at the segment threshold t}}, any part optional; protocols: the
+    names of src.evaluation.protocols.PROTOCOLS that were run.
     """
     several = len(protocols) > 1
     head = "| | protocol " if several else "| "
@@ -63,10 +61,27 @@ def results_table(rows, protocols=("exact",), score="entropy", meta_score="entro
 
 
 def earlier_rows(path):
-    """The rows of the results file `path` (results.json) of an earlier run, or {} when there is none."""
+    """The rows of the results file `path` (results.json) of an earlier run in this code's shape, or {} when there
+    is none. A file of the first shape is converted, so that the next save writes it anew with nothing lost; a
+    file of a newer meta-ood is refused."""
     if not os.path.isfile(path):
         return {}
-    return load_json(path, "delete it and rerun the evaluation without stage flags").get("rows", {})
+    report = load_json(path, "delete it and rerun the evaluation without stage flags")
+    schema = report.get("schema", 1)
+    if schema > RESULTS_SCHEMA:
+        raise UserError(f"{path} was written by a newer meta-ood (results schema {schema}, this one reads up to "
+                        f"{RESULTS_SCHEMA}); update meta-ood, or move the file away to evaluate anew")
+    rows = report.get("rows", {})
+    return rows if schema == RESULTS_SCHEMA else {name: _from_first_schema(row) for name, row in rows.items()}
+
+
+def _from_first_schema(row):
+    """A results row of schema 1 in this code's shape: its "pixel" and "component" go to protocols["exact"]."""
+    exact = {key: row[key] for key in ("pixel", "component") if key in row}
+    moved = {key: value for key, value in row.items() if key not in exact}
+    if exact:
+        moved["protocols"] = {"exact": exact, **row.get("protocols", {})}
+    return moved
 
 
 def merge_rows(earlier, new):
@@ -97,13 +112,16 @@ def _source(row):
 
 
 def _merge_row(earlier, new):
-    """One row of the same inputs: `new`'s entries over `earlier`'s, the pixel scores and the protocols one by one
-    (one run computes a protocol's entry whole, so each is replaced whole)."""
+    """One row of the same inputs: `new`'s entries over `earlier`'s, the protocols one by one, and within a
+    protocol its pixel scores one by one (a `-pixel` run keeps the protocol's component metrics)."""
     row = {**earlier, **new}
-    if "pixel" in earlier and "pixel" in new:
-        row["pixel"] = {**earlier["pixel"], **new["pixel"]}
     if "protocols" in earlier and "protocols" in new:
-        row["protocols"] = {**earlier["protocols"], **new["protocols"]}
+        row["protocols"] = dict(earlier["protocols"])
+        for protocol, entry in new["protocols"].items():
+            before = row["protocols"].get(protocol, {})
+            row["protocols"][protocol] = {**before, **entry}
+            if "pixel" in before and "pixel" in entry:
+                row["protocols"][protocol]["pixel"] = {**before["pixel"], **entry["pixel"]}
     return row
 
 
@@ -134,7 +152,10 @@ def jsonable(obj):
 
 
 def save_report(out_dir, name, report, title, table):
-    """Write <name>.json (the whole report) and <name>.md (title and table) into out_dir, atomically."""
-    save_json(jsonable(report), os.path.join(out_dir, f"{name}.json"))
+    """Write <name>.json (the whole report, with its "schema") and <name>.md (title and table) into out_dir,
+    atomically."""
+    # oodmc.json gets the key too: a file stage 3 writes then always says which shape it has, and one writer
+    # needs no list of which files are versioned
+    save_json(jsonable({"schema": RESULTS_SCHEMA, **report}), os.path.join(out_dir, f"{name}.json"))
     with atomic_path(os.path.join(out_dir, f"{name}.md")) as tmp, open(tmp, "w") as f:
         f.write(f"# {title}\n\n{table}")
