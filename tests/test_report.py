@@ -128,11 +128,12 @@ def test_a_results_file_of_the_first_shape_is_read_in_the_new_one(tmp_path):
     assert written["rows"]["+ meta classifier"]["segments"] == {"fp": 1}
 
 
-def test_a_results_file_of_a_newer_schema_is_refused_in_one_line(tmp_path):
+@pytest.mark.parametrize("schema", [99, "2"])
+def test_a_results_file_of_a_newer_or_unknown_schema_is_refused_in_one_line(tmp_path, schema):
     path = tmp_path / "results.json"
-    path.write_text(json.dumps({"schema": 99, "rows": {"baseline": {"protocols": {}}}}))
+    path.write_text(json.dumps({"schema": schema, "rows": {"baseline": {"protocols": {}}}}))
     with pytest.raises(UserError) as refused:
         earlier_rows(path)
     message = user_message(refused.value)
-    assert "\n" not in message and str(path) in message and "schema 99" in message
+    assert "\n" not in message and str(path) in message and f"schema {schema}" in message
     assert "update meta-ood" in message and "move the file away" in message

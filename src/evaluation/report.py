@@ -68,7 +68,7 @@ def earlier_rows(path):
         return {}
     report = load_json(path, "delete it and rerun the evaluation without stage flags")
     schema = report.get("schema", 1)
-    if schema > RESULTS_SCHEMA:
+    if not isinstance(schema, int) or schema > RESULTS_SCHEMA:
         raise UserError(f"{path} was written by a newer meta-ood (results schema {schema}, this one reads up to "
                         f"{RESULTS_SCHEMA}); update meta-ood, or move the file away to evaluate anew")
     rows = report.get("rows", {})
