@@ -10,23 +10,20 @@ import hashlib
 import json
 import os
 
-import numpy as np
-from tqdm import tqdm
-
 import config
 from src import distributed, layout
-from src.cache import cache_path, has_field, read_cache
-from src.checks import check_not_input, check_output_dir, read_image
+from src.cache import cache_path, has_field
+from src.checks import check_not_input, check_output_dir
 from src.dataset import Cityscapes, build_valset, transforms as T
 from src.errors import UserError, run_script
 from src.evaluation.component_metrics import ComponentMetrics
 from src.evaluation.frames import check_pixel_classes, named_frames, scored_frames
-from src.evaluation.measure import binary_labels, measure
-from src.evaluation.plots import frames_to_show, save_curves, save_overlay
+from src.evaluation.measure import measure
+from src.evaluation.plots import save_curves, save_overlays
 from src.evaluation.protocols import PROTOCOLS
-from src.evaluation.report import (earlier_rows, merge_rows, oodmc_table, protocol_entry, protocols_in,
-                                   results_table, save_report, set_protocol_entry)
-from src.evaluation.score_maps import FLOAT16_MAX, score_map_path, write_score_map
+from src.evaluation.report import (META_ROW, earlier_rows, file_measured, merge_rows, oodmc_table, protocol_entry,
+                                   protocols_in, results_table, save_report)
+from src.evaluation.score_maps import export_score_maps
 from src.evaluation.scores import SCORES
 from src.evaluation.segment_errors import count_segment_errors
 from src.evaluation.sml_stats import load_sml_stats, measure_sml_stats
@@ -124,80 +121,30 @@ def evaluate_source(cfg, source, epoch, name, row, with_meta=True):
     rows = {name: {**row, "identity": row_identity(cfg, source)}}
     with_segments = cfg.stages.segment_eval or with_meta
     record, results, removed = segments_of(cfg, source, epoch, with_meta) if with_segments else (None, None, None)
-    if results is not None:
-        fp, fn = count_segment_errors(results)
-        rows[name]["segments"] = {"fp": fp, "fn": fn}
     reach = cfg.stages.removal_reach
-    meta = "+ meta classifier"
+    if results is not None:
+        rows[name]["segments"] = dict(zip(("fp", "fn"), count_segment_errors(results)))
     if removed is not None:
-        fp, fn = count_segment_errors(results, removed)
         meta_file = layout.meta_classifier_file(segments_dir(cfg, epoch))
-        rows[meta] = {**row, "segments": {"fp": fp, "fn": fn}, "removal_reach": reach,
-                      "identity": f"{rows[name]['identity']}, meta classifier {files_identity([meta_file])}, "
-                                  f"removal reach {reach}"}
-    if not cfg.stages.pixel_eval:
-        return rows, results, removed
-    threshold = cfg.evalset.entropy_threshold if record is None else record["threshold"]
-    filtered = {} if removed is None else {meta: source.meta_filter(results, removed, threshold, reach)}
-    at_t = {} if cfg.scores.scores_from and results is None else \
-        {key: ComponentMetrics(threshold, *config.COMPONENT_SIZES[cfg.evalset.VALSET]) for key in [source.score_name, *filtered]}
-    scores = pixel_scores(cfg, source, epoch, name)
-    measured = measure(source, scores, selected_protocols(cfg), *config.COMPONENT_SIZES[cfg.evalset.VALSET], filtered,
-                       at_t, desc=f"metrics, {name}")
-    meta_key = "score" if cfg.scores.scores_from else "entropy+meta"
-    for key, row_name, results_key in ((source.score_name, name, None), (meta, meta, meta_key)):
-        if row_name not in rows or (row_name == meta and not filtered):
-            continue
-        if key in at_t:
-            rows[row_name]["component_at_t"] = at_t[key].compute()
-        for protocol, by_key in measured.items():
-            if key not in by_key:
-                continue
-            pixel = {s: by_key[s] for s in scores if s in by_key} if results_key is None else {results_key: by_key[key]}
-            set_protocol_entry(rows[row_name], protocol, pixel, by_key[key].pop("component", None))
+        rows[META_ROW] = {**row, "segments": dict(zip(("fp", "fn"), count_segment_errors(results, removed))),
+                          "removal_reach": reach, "identity": f"{rows[name]['identity']}, meta classifier "
+                                                              f"{files_identity([meta_file])}, removal reach {reach}"}
+    if cfg.stages.pixel_eval:
+        threshold = cfg.evalset.entropy_threshold if record is None else record["threshold"]
+        filtered = {} if removed is None else {META_ROW: source.meta_filter(results, removed, threshold, reach)}
+        sizes = config.COMPONENT_SIZES[cfg.evalset.VALSET]
+        at_t = {} if cfg.scores.scores_from and results is None else \
+            {key: ComponentMetrics(threshold, *sizes) for key in [source.score_name, *filtered]}
+        scores = pixel_scores(cfg, source, epoch, name)
+        measured = measure(source, scores, selected_protocols(cfg), *sizes, filtered, at_t, desc=f"metrics, {name}")
+        file_measured(rows, name, measured, scores, source.score_name,
+                      "score" if cfg.scores.scores_from else "entropy+meta", at_t)
     return rows, results, removed
 
 
 def selected_protocols(cfg):
     """The protocols --protocol asks for, in the order of the tables."""
     return list(PROTOCOLS) if cfg.stages.protocol == "all" else [cfg.stages.protocol]
-
-
-def export_smiyc(source, meta_filter, out_dir, values=None):
-    """Each frame's score map (after the meta classifier with `meta_filter`) as SegmentMeIfYouCan submission files
-    <frame>.hdf5, in float16 as the benchmark reads them: finite scores beyond its range (`values`, the maps'
-    MapValues) are refused before the first file, with a factor that brings them into it."""
-    if values is not None:
-        largest = max(abs(values.low), abs(values.high))
-        if largest > FLOAT16_MAX:
-            factor = 10 ** int(np.ceil(np.log10(largest / FLOAT16_MAX)))
-            raise UserError(f"--export_smiyc: the score maps in {source.directory} reach {largest:.6g}, beyond "
-                            f"{FLOAT16_MAX:g}, the largest value of the float16 submission files, where they would "
-                            f"read inf; divide the maps by {factor} (the ranking stays the same), then search their "
-                            "segments and train the meta classifier again at the scaled threshold")
-    for i in tqdm(range(len(source)), desc="SMIYC export", unit="frame"):
-        score = source.score(i)
-        write_score_map(score_map_path(out_dir, source.dataset.frame_name(i)),
-                        score if meta_filter is None else meta_filter(i, score))
-    print(f"--export_smiyc: {len(source)} score maps" + (" after the meta classifier" if meta_filter else "") +
-          f" -> {out_dir}")
-
-
-def save_visualizations(cfg, source, epoch, results, removed, out_dir, frames=None):
-    """Figure-7 overlays (image, entropy, OoD segments before and after the meta classifier) of `frames`, or
-    else of the --num_visualizations frames that show the most (`frames_to_show`)."""
-    if frames is None:
-        frames = frames_to_show([r["metrics"]["S"] for r in results], [r["metrics"]["iou0"] for r in results],
-                                removed, cfg.stages.num_visualizations)
-    dataset = source.dataset
-    for i in frames:
-        cache = read_cache(source.paths[i], ("entropy", "gt_train"))
-        save_overlay(np.asarray(read_image(dataset.images[i])),
-                     binary_labels(cache["gt_train"], dataset.train_id_in, dataset.train_id_out),
-                     cache["entropy"], results[i]["components"], np.asarray(results[i]["metrics"]["iou0"], bool),
-                     removed[i], cfg.evalset.entropy_threshold,
-                     os.path.join(out_dir, "overlays", f"{i:05d}_{dataset.frame_name(i)}.png"),
-                     f"{config.valset_name(cfg)}, frame {dataset.frame_name(i)}: {config.layout(cfg).run_name(epoch)}")
 
 
 def evaluate_oodmc(cfg, ctx, dataset, epoch):
@@ -272,7 +219,7 @@ def main(cfg):
                 raise UserError(f"--export_smiyc {'with --scores_from' if external else '--export_meta'} writes the maps "
                                 f"after the meta classifier, which has not run (or found no segment); run {remedy}")
             meta_filter = source.meta_filter(results, removed, record["threshold"], cfg.stages.removal_reach)
-        export_smiyc(source, meta_filter, cfg.stages.export_smiyc, values)
+        export_score_maps(source, cfg.stages.export_smiyc, meta_filter, values)
     if not evaluating:
         return None
 
@@ -301,13 +248,14 @@ def main(cfg):
     table = results_table(rows, protocols, score=score, meta_score=meta_score)
     what = f"score maps of {row['scores_from']} at {out.scores_setting()}" if external else out.run_name(epoch)
     save_report(out_dir, layout.RESULTS, report, f"{name}: {what} (protocols: {', '.join(protocols)})", table)
-    curves = {row_name: protocol_entry(r, protocols[0])["pixel"][meta_score if row_name == "+ meta classifier" else score]
+    curves = {row_name: protocol_entry(r, protocols[0])["pixel"][meta_score if row_name == META_ROW else score]
               for row_name, r in rows.items() if "pixel" in protocol_entry(r, protocols[0])}
     if curves:
         save_curves(curves, os.path.join(out_dir, "roc.png"), os.path.join(out_dir, "pr.png"),
                     f"{name}, {os.path.basename(row['scores_from']) if external else 'normalised entropy'}")
     if not external and results is not None and removed is not None:
-        save_visualizations(cfg, source, epoch, results, removed, out_dir, frames)
+        save_overlays(source, results, removed, frames, cfg.stages.num_visualizations, cfg.evalset.entropy_threshold,
+                      os.path.join(out_dir, "overlays"), f"{name}, frame {{}}: {out.run_name(epoch)}")
     print(table)
     print(f"Results in {out_dir}")
     return report

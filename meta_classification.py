@@ -14,7 +14,7 @@ from src.cache import cache_path, cached_images, checkpoint_identity, is_current
 from src.checks import check_labels, check_not_input, check_output_dir
 from src.dataset import build_valset
 from src.errors import UserError, run_script
-from src.external_maps import ExternalMaps, load_external_segments, score_quantile
+from src.external_maps import ExternalMaps, check_search_values, load_external_segments, score_quantile
 from src.identity import label_identities
 from src.metaseg.segment_search import load_all_segments
 from src.model import infer_dataset, load_model
@@ -82,7 +82,7 @@ def softmax_cache(cfg, dataset, epoch):
 def external_source(cfg, dataset, epoch):
     """(--scores_from maps as a score source, segments.json record, threshold, what to print after it)."""
     maps = ExternalMaps(cfg.scores.scores_from, dataset, softmax_cache(cfg, dataset, epoch))
-    scores_range = check_search_values(cfg, maps)
+    scores_range = check_search_values(maps, cfg.evalset.entropy_threshold, cfg.scores.score_quantile)
     families = ["score_map"] + (["softmax"] if maps.softmax_cache else [])
     checkpoint = config.layout(cfg).evaluated_checkpoint(epoch) if maps.softmax_cache else None
     made_from = {"scores_from": maps.identity(), "families": families,
@@ -93,34 +93,6 @@ def external_source(cfg, dataset, epoch):
     note = (f" (the {quantile} quantile)" if quantile > 0 else "") + \
         f" (the maps' scores: {scores_range}), metric families {' + '.join(families)}"
     return maps, {"checkpoint": made_from, "score_quantile": quantile, "families": families}, threshold, note
-
-
-def check_search_values(cfg, maps):
-    """The maps' values fit a segment search at -threshold: finite segment metrics, and a threshold inside the
-    scores' range; else UserError saying the range and what to pass. Returns the range as text."""
-    values = maps.check_values()
-    if values.posinf:
-        raise UserError(f"--scores_from: {len(values.posinf)} of {len(maps)} score maps in {maps.directory} hold +inf "
-                        f"({', '.join(values.posinf[:5])}), which makes the metrics of their segments infinite and the "
-                        "meta classifier untrainable; write finite scores (e.g. +inf replaced by the largest finite "
-                        "score of the maps)")
-    if cfg.scores.score_quantile > 0:
-        return values.describe()
-    threshold, flag = cfg.evalset.entropy_threshold, f"-threshold {cfg.evalset.entropy_threshold}"
-    hint = "pass a threshold inside the scores' range, or --score_quantile q (segments at the q quantile of the scores)"
-    if values.is_integer() and values.high > 1:
-        # -threshold lies in [0, 1]: on integer scores every such threshold keeps all pixels above 0, which
-        # is a threshold meant for scores in [0, 1] applied to, e.g., 0..255
-        raise UserError(f"{flag} on the integer score maps in {maps.directory} (scores {values.describe()}) keeps "
-                        "every pixel above 0; pass --score_quantile q (segments at the q quantile of the scores), or "
-                        f"write float scores in [0, 1] (e.g. value / {values.high:g})")
-    if threshold > values.high:
-        raise UserError(f"{flag} lies above every score of the maps in {maps.directory} ({values.describe()}), so "
-                        f"no segment would be found; {hint}")
-    if threshold <= values.low:
-        raise UserError(f"{flag} lies at or below every score of the maps in {maps.directory} ({values.describe()}), "
-                        f"so all pixels would be segments; {hint}")
-    return values.describe()
 
 
 def searched_segments(cfg, dataset, source, epoch):

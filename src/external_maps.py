@@ -132,6 +132,35 @@ class ExternalMaps:
         return MapValues(low, high, sorted(dtypes), posinf)
 
 
+def check_search_values(maps, threshold, quantile):
+    """The maps' values fit a segment search at -threshold `threshold` (or at the score quantile `quantile` when
+    above 0): finite segment metrics, and a threshold inside the scores' range; else UserError saying the range
+    and what to pass. Returns the range as text."""
+    values = maps.check_values()
+    if values.posinf:
+        raise UserError(f"--scores_from: {len(values.posinf)} of {len(maps)} score maps in {maps.directory} hold +inf "
+                        f"({', '.join(values.posinf[:5])}), which makes the metrics of their segments infinite and the "
+                        "meta classifier untrainable; write finite scores (e.g. +inf replaced by the largest finite "
+                        "score of the maps)")
+    if quantile > 0:
+        return values.describe()
+    flag = f"-threshold {threshold}"
+    hint = "pass a threshold inside the scores' range, or --score_quantile q (segments at the q quantile of the scores)"
+    if values.is_integer() and values.high > 1:
+        # -threshold lies in [0, 1]: on integer scores every such threshold keeps all pixels above 0, which
+        # is a threshold meant for scores in [0, 1] applied to, e.g., 0..255
+        raise UserError(f"{flag} on the integer score maps in {maps.directory} (scores {values.describe()}) keeps "
+                        "every pixel above 0; pass --score_quantile q (segments at the q quantile of the scores), or "
+                        f"write float scores in [0, 1] (e.g. value / {values.high:g})")
+    if threshold > values.high:
+        raise UserError(f"{flag} lies above every score of the maps in {maps.directory} ({values.describe()}), so "
+                        f"no segment would be found; {hint}")
+    if threshold <= values.low:
+        raise UserError(f"{flag} lies at or below every score of the maps in {maps.directory} ({values.describe()}), "
+                        f"so all pixels would be segments; {hint}")
+    return values.describe()
+
+
 @dataclasses.dataclass
 class MapValues:
     """What ExternalMaps.check_values found: the lowest and highest finite score, the maps' dtype names, and the

@@ -1,4 +1,6 @@
 """Figures of stage 3: ROC / PR curves and the per-frame overlays (the paper's Figure 7), and which frames to show."""
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on servers
@@ -7,6 +9,9 @@ import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from src.cache import read_cache  # noqa: E402
+from src.checks import read_image  # noqa: E402
+from src.evaluation.measure import binary_labels  # noqa: E402
 from src.files import atomic_path  # noqa: E402
 
 
@@ -65,6 +70,23 @@ def frames_to_show(sizes, iou0, removed, count):
             chosen += rest[:count - len(chosen)]
         turn += 1
     return chosen
+
+
+def save_overlays(source, results, removed, frames, count, threshold, out_dir, title):
+    """Figure-7 overlays (`save_overlay`) of `frames` of a checkpoint's score source (src/score_source.py), or,
+    when None, of the `count` frames that show the most (`frames_to_show`), as <out_dir>/<index>_<frame>.png.
+    results, removed: the segments and the removed ones per frame; title: with {} for the frame's name."""
+    if frames is None:
+        frames = frames_to_show([r["metrics"]["S"] for r in results], [r["metrics"]["iou0"] for r in results],
+                                removed, count)
+    dataset = source.dataset
+    for i in frames:
+        cache = read_cache(source.paths[i], ("entropy", "gt_train"))
+        save_overlay(np.asarray(read_image(dataset.images[i])),
+                     binary_labels(cache["gt_train"], dataset.train_id_in, dataset.train_id_out),
+                     cache["entropy"], results[i]["components"], np.asarray(results[i]["metrics"]["iou0"], bool),
+                     removed[i], threshold, os.path.join(out_dir, f"{i:05d}_{dataset.frame_name(i)}.png"),
+                     title.format(dataset.frame_name(i)))
 
 
 def save_overlay(image, label, entropy, segments, false_positive, removed, threshold, path, title):

@@ -27,6 +27,26 @@ def set_protocol_entry(row, protocol, pixel, component=None):
     row.setdefault("protocols", {})[protocol] = {"pixel": pixel, **({"component": component} if component else {})}
 
 
+META_ROW = "+ meta classifier"
+
+
+def file_measured(rows, name, measured, scores, main, meta_key, at_threshold):
+    """Put what measure() (src/evaluation/measure.py) returned into the rows: row `name` gets every score of
+    `scores`, with the component metrics of its score `main`; the "+ meta classifier" row, when measured, its
+    filtered map under `meta_key`; each row its component metrics at the segment threshold (`at_threshold`, keyed
+    as measure's). A protocol that left a map out (meta-ood, scores outside [0, 1]) has no entry for it."""
+    for key, row, results_key in ((main, name, None), (META_ROW, META_ROW, meta_key)):
+        if row not in rows or not any(key in by_key for by_key in measured.values()):
+            continue
+        if key in at_threshold:
+            rows[row]["component_at_t"] = at_threshold[key].compute()
+        for protocol, by_key in measured.items():
+            if key in by_key:
+                pixel = {s: by_key[s] for s in scores if s in by_key} if results_key is None else \
+                    {results_key: by_key[key]}
+                set_protocol_entry(rows[row], protocol, pixel, by_key[key].pop("component", None))
+
+
 def results_table(rows, protocols=("exact",), score="entropy", meta_score="entropy+meta"):
     """The paper-style table (entropy score; one line per row, and per protocol when there are several), then
     every score of every checkpoint. Pixel columns show `score` (`meta_score` in the "+ meta classifier" row).

@@ -8,6 +8,8 @@ import os
 import h5py
 import numpy as np
 
+from tqdm import tqdm
+
 from src.errors import UserError
 from src.files import atomic_path
 
@@ -88,3 +90,22 @@ def check_score_map_shapes(paths, shapes, flag="--scores_from"):
         shown = ", ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
         raise UserError(f"{flag}: {len(wrong)} of {len(paths)} score maps in {os.path.dirname(paths[0])} do not fit "
                         f"their frames: {shown}; write one (H, W) dataset 'value' per frame at the frame's resolution")
+
+
+def export_score_maps(source, out_dir, meta_filter=None, values=None):
+    """Each frame's score map of the score source `source` (after the meta classifier with `meta_filter`) as
+    submission files in `out_dir`. Finite scores beyond float16's range (`values`, the maps' MapValues) are
+    refused before the first file, with a factor that brings them into it."""
+    if values is not None and max(abs(values.low), abs(values.high)) > FLOAT16_MAX:
+        largest = max(abs(values.low), abs(values.high))
+        factor = 10 ** int(np.ceil(np.log10(largest / FLOAT16_MAX)))
+        raise UserError(f"--export_smiyc: the score maps in {source.directory} reach {largest:.6g}, beyond "
+                        f"{FLOAT16_MAX:g}, the largest value of the float16 submission files, where they would read "
+                        f"inf; divide the maps by {factor} (the ranking stays the same), then search their segments "
+                        "and train the meta classifier again at the scaled threshold")
+    for i in tqdm(range(len(source)), desc="SMIYC export", unit="frame"):
+        score = source.score(i)
+        write_score_map(score_map_path(out_dir, source.dataset.frame_name(i)),
+                        score if meta_filter is None else meta_filter(i, score))
+    print(f"--export_smiyc: {len(source)} score maps" + (" after the meta classifier" if meta_filter else "") +
+          f" -> {out_dir}")
