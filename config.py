@@ -12,6 +12,7 @@ import os
 import shlex
 from dataclasses import dataclass, field
 
+from src.errors import UserError
 from src.layout import Layout
 
 NUM_CLASSES = 19  # the Cityscapes train classes
@@ -182,9 +183,12 @@ class ScoresFrom:
     scores_from: str = setting("", "directory of any method's anomaly score maps in the SegmentMeIfYouCan submission "
                                    "layout (<frame>.hdf5 with a dataset 'value', higher = more anomalous) to search "
                                    "segments in and evaluate instead of the checkpoint's entropy; off when empty")
+    score_threshold: float = setting(0.7, "with --scores_from: segments are the pixels whose score is >= this, in the "
+                                          "maps' own units (any value; -threshold is the checkpoint's entropy "
+                                          "threshold)")
     score_quantile: float = setting(0.0, "with --scores_from: segments are the pixels whose score is >= this quantile "
-                                         "of the scores of all non-void pixels (for maps not in [0, 1]); 0: the "
-                                         "score >= -threshold", low=0.0, high=1.0)
+                                         "of the scores of all non-void pixels (for maps of unknown range); 0: the "
+                                         "score >= --score_threshold", low=0.0, high=1.0)
     metric_families: str = setting("auto", "with --scores_from, the segment metrics: score_map (the score map alone), "
                                            "all (plus the MetaSeg metrics of the evaluated checkpoint's softmax, from "
                                            "its -prepare cache) or auto (all when that cache exists)",
@@ -259,8 +263,13 @@ def build_parser(description, groups, leave_out=()):
 def parse_config(groups, args):
     """Frozen Config from parsed `args` of `build_parser(..., groups)`; a field the parser left out keeps its default."""
     values = vars(args)
-    return Config(**{name: cls(**{f.name: values.get(f.name, f.default) for f in dataclasses.fields(cls)})
-                     for name, cls in groups.items()})
+    cfg = Config(**{name: cls(**{f.name: values.get(f.name, f.default) for f in dataclasses.fields(cls)})
+                    for name, cls in groups.items()})
+    if cfg.scores and cfg.scores.scores_from and cfg.evalset.entropy_threshold != EvalSet.entropy_threshold:
+        # one name per meaning: the entropy threshold would otherwise be read as a threshold of the maps' scores
+        raise UserError(f"-threshold {cfg.evalset.entropy_threshold} is the entropy threshold of a checkpoint's "
+                        "segments; for the --scores_from maps pass --score_threshold (or --score_quantile)")
+    return cfg
 
 
 def settings_markdown():
@@ -306,7 +315,8 @@ def layout(cfg):
     """The output paths of these settings (src/layout.py); a group the script does not take keeps its defaults."""
     evalset, scores = cfg.evalset or EvalSet(), cfg.scores or ScoresFrom()
     return Layout(cfg.paths.io_root, valset_name(cfg), cfg.model.MODEL, cfg.model.optim_target, cfg.model.pareto_alpha,
-                  cfg.model.init_ckpt, evalset.entropy_threshold, scores.scores_from, scores.score_quantile)
+                  cfg.model.init_ckpt, evalset.entropy_threshold, scores.scores_from, scores.score_threshold,
+                  scores.score_quantile)
 
 
 def layout_of(argv):

@@ -69,7 +69,7 @@ def demo_steps(data, io, seed):
         ("COCO OoD masks", ["preparation/prepare_coco_segmentation.py", "--data_root", data]),
         ("cropped COCO objects", ["preparation/make_cropped_coco.py", "--data_root", data, "--min_area", "200"]),
         ("COCO objects pasted into Cityscapes", ["src/dataset/cs_coco_embedding.py", "--data_root", data,
-                                                "--cs_per_coco", "2", "--crop_size", "64", "--seed", str(seed)]),
+                                                "--cs_per_coco", "2", "--half_window", "64", "--seed", str(seed)]),
         ("baseline: the small model trained on Cityscapes alone",
          ["ood_training.py", *seeded, "-train", "Cityscapes", "--init_ckpt", "none", "-nepochs", str(BASELINE_EPOCHS),
           "-crop", "128", "--batch_size", "8", "-lr", "2e-3"]),
@@ -102,7 +102,7 @@ def demo_steps(data, io, seed):
 
 # Any method's score maps (--scores_from): two "external" maps made from the OoD-trained small model, in the
 # SegmentMeIfYouCan submission layout, searched for segments, meta-classified and evaluated before / after.
-EXTERNAL = {"max_softmax": ("-threshold", "0.5"), "noisy_entropy": ("--score_quantile", "0.98")}
+EXTERNAL = {"max_softmax": ("--score_threshold", "0.5"), "noisy_entropy": ("--score_quantile", "0.98")}
 
 
 def external_steps(io, evaluate, measure):

@@ -82,14 +82,14 @@ def softmax_cache(cfg, dataset, epoch):
 def external_source(cfg, dataset, epoch):
     """(--scores_from maps as a score source, segments.json record, threshold, what to print after it)."""
     maps = ExternalMaps(cfg.scores.scores_from, dataset, softmax_cache(cfg, dataset, epoch))
-    scores_range = check_search_values(maps, cfg.evalset.entropy_threshold, cfg.scores.score_quantile)
+    scores_range = check_search_values(maps, cfg.scores.score_threshold, cfg.scores.score_quantile)
     families = ["score_map"] + (["softmax"] if maps.softmax_cache else [])
     checkpoint = config.layout(cfg).evaluated_checkpoint(epoch) if maps.softmax_cache else None
     made_from = {"scores_from": maps.identity(), "families": families,
                  "softmax_checkpoint": checkpoint and checkpoint_identity(checkpoint),
                  "softmax_images": checkpoint and cached_images(maps.softmax_cache)}
     quantile = cfg.scores.score_quantile
-    threshold = score_quantile(maps, quantile) if quantile > 0 else cfg.evalset.entropy_threshold
+    threshold = score_quantile(maps, quantile) if quantile > 0 else cfg.scores.score_threshold
     note = (f" (the {quantile} quantile)" if quantile > 0 else "") + \
         f" (the maps' scores: {scores_range}), metric families {' + '.join(families)}"
     return maps, {"checkpoint": made_from, "score_quantile": quantile, "families": families}, threshold, note

@@ -27,7 +27,7 @@ from src import layout  # noqa: E402
 import demo as demo_script  # noqa: E402
 
 MODEL, BASELINE_EPOCHS, OOD_EPOCHS = demo_script.MODEL, demo_script.BASELINE_EPOCHS, demo_script.OOD_EPOCHS
-MAPS = {"max_softmax": ["-threshold", "0.5"], "noisy_entropy": ["--score_quantile", "0.98"]}
+MAPS = {"max_softmax": ["--score_threshold", "0.5"], "noisy_entropy": ["--score_quantile", "0.98"]}
 
 
 def run(*argv):

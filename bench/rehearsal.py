@@ -122,7 +122,7 @@ def stages(data, io, log, size, samples):
         Stage("make_cropped_coco", ["preparation/make_cropped_coco.py", "--data_root", data,
                                     *([] if full else ["--min_area", "10"])], frames["coco"], REAL["coco"]),
         Stage("cs_coco_embedding (2 per object)", ["src/dataset/cs_coco_embedding.py", "--data_root", data,
-                                                   "--cs_per_coco", "2", *([] if full else ["--crop_size", "16"])],
+                                                   "--cs_per_coco", "2", *([] if full else ["--half_window", "16"])],
               frames["coco"]),
     ]
     models = [(SMALL, "small", ["-val", "LostAndFound"], frames["test"], "2")]

@@ -133,7 +133,7 @@ class ExternalMaps:
 
 
 def check_search_values(maps, threshold, quantile):
-    """The maps' values fit a segment search at -threshold `threshold` (or at the score quantile `quantile` when
+    """The maps' values fit a segment search at --score_threshold `threshold` (or at the score quantile `quantile` when
     above 0): finite segment metrics, and a threshold inside the scores' range; else UserError saying the range
     and what to pass. Returns the range as text."""
     values = maps.check_values()
@@ -144,13 +144,14 @@ def check_search_values(maps, threshold, quantile):
                         "score of the maps)")
     if quantile > 0:
         return values.describe()
-    flag = f"-threshold {threshold}"
+    flag = f"--score_threshold {threshold}"
     hint = "pass a threshold inside the scores' range, or --score_quantile q (segments at the q quantile of the scores)"
-    if values.is_integer() and values.high > 1:
-        # -threshold lies in [0, 1]: on integer scores every such threshold keeps all pixels above 0, which
-        # is a threshold meant for scores in [0, 1] applied to, e.g., 0..255
+    if values.is_integer() and values.high > 1 and 0 < threshold <= 1:
+        # on integer scores a threshold in (0, 1] keeps every pixel above 0: one meant for scores in [0, 1]
+        # applied to, e.g., 0..255
         raise UserError(f"{flag} on the integer score maps in {maps.directory} (scores {values.describe()}) keeps "
-                        "every pixel above 0; pass --score_quantile q (segments at the q quantile of the scores), or "
+                        "every pixel above 0; pass a threshold in the maps' units (e.g. --score_threshold "
+                        f"{values.high / 2:g}), --score_quantile q (segments at the q quantile of the scores), or "
                         f"write float scores in [0, 1] (e.g. value / {values.high:g})")
     if threshold > values.high:
         raise UserError(f"{flag} lies above every score of the maps in {maps.directory} ({values.describe()}), so "

@@ -36,8 +36,9 @@ class Layout:
     optim_target: str
     pareto_alpha: float
     init_ckpt: str  # '' for <io_root>/weights/<model>.pth, 'none' for no checkpoint
-    threshold: float  # the entropy threshold t (-threshold), or the score threshold of --scores_from maps
+    threshold: float  # the entropy threshold t (-threshold)
     scores_from: str
+    score_threshold: float
     score_quantile: float
 
     def init_checkpoint(self):
@@ -103,8 +104,8 @@ class Layout:
         return os.path.join(self.results_dir(epoch), f"t{self.threshold}")
 
     def scores_setting(self):
-        """t<threshold>, or q<quantile> with --score_quantile: the segment setting of --scores_from outputs."""
-        return f"q{self.score_quantile}" if self.score_quantile > 0 else f"t{self.threshold}"
+        """t<score threshold>, or q<quantile> with --score_quantile: the segment setting of --scores_from outputs."""
+        return f"q{self.score_quantile}" if self.score_quantile > 0 else f"t{self.score_threshold}"
 
     def scores_name(self):
         """The --scores_from folder's base name, to read, and a short hash of its real path, so that two folders of

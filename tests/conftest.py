@@ -13,7 +13,7 @@ from src.dataset.cs_coco_embedding import generate_cs_coco_embedding
 # The tiny world's COCO objects span 12-24 px and its street scenes are 32 x 64.
 CROPPED_COCO_MIN_AREA = 50
 CS_PER_COCO = 2
-EMBEDDING_CROP_SIZE = 16
+EMBEDDING_HALF_WINDOW = 16
 
 
 def pytest_configure(config):
@@ -34,7 +34,7 @@ def prepared_world(tmp_path_factory):
     prepare_coco_segmentation(root / "COCO" / "2017")
     make_cropped_coco(root / "COCO" / "2017", root / "cropped_coco", min_area=CROPPED_COCO_MIN_AREA)
     generate_cs_coco_embedding(root / "cityscapes", root / "cropped_coco", root / "cs_coco_embedding",
-                               cs_per_coco=CS_PER_COCO, crop_size=EMBEDDING_CROP_SIZE, seed=0)
+                               cs_per_coco=CS_PER_COCO, half_window=EMBEDDING_HALF_WINDOW, seed=0)
     yield root
 
 

@@ -458,7 +458,7 @@ def test_a_full_disk_ends_in_one_line_naming_the_file_and_leaves_no_partial_file
 
 def maps_args(data_root, io_root, maps, checkpoint, *argv):
     """Flags of stages 2 and 3 on the score maps of `maps`, segments at score >= 0.5."""
-    return stage_args(data_root, io_root, checkpoint, "--scores_from", maps, "-threshold", "0.5", *argv)
+    return stage_args(data_root, io_root, checkpoint, "--scores_from", maps, "--score_threshold", "0.5", *argv)
 
 
 def write_maps(data_root, folder, change=None):
@@ -591,7 +591,7 @@ def test_results_of_thresholds_and_protocols_sit_side_by_side(searched_maps, pre
     kept = checksums(results.parent)
     assert run_cli("meta_classification.py", *args[:-1], "0.6", "-segment", "-removal", "--meta_cv", "loo", "--meta_classifier", "paper").code == 0
     assert run_cli("evaluation.py", *args[:-1], "0.6").code == 0
-    assert checksums(results.parent) == kept, "-threshold 0.6 replaced the results of 0.5"
+    assert checksums(results.parent) == kept, "--score_threshold 0.6 replaced the results of 0.5"
     # a damaged results file is named before any metric is computed
     results.write_text('{"rows": ')
     result = run_cli("evaluation.py", *args)
@@ -647,8 +647,8 @@ BAD_MAPS = [  # (how the maps are broken, the command, what its one line names; 
     (_nan, "evaluation.py", ["-pixel"], ["NaN", "{1}.hdf5: 2 pixels"]),
     (_nan, "meta_classification.py", ["-segment"], ["NaN", "{1}.hdf5: 2 pixels"]),
     (_plus_inf, "meta_classification.py", ["-segment"], ["+inf", "{2}.hdf5", "write finite scores"]),
-    (_uint8, "meta_classification.py", ["-segment"], ["-threshold 0.5", "integer", "uint8", "--score_quantile"]),
-    (_low, "meta_classification.py", ["-segment"], ["-threshold 0.5", "above every score", "float32",
+    (_uint8, "meta_classification.py", ["-segment"], ["--score_threshold 0.5", "integer", "uint8", "--score_quantile"]),
+    (_low, "meta_classification.py", ["-segment"], ["--score_threshold 0.5", "above every score", "float32",
                                                     "--score_quantile"]),
 ]
 

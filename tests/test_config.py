@@ -8,6 +8,7 @@ import config
 import evaluation
 import meta_classification
 import ood_training
+from src.errors import UserError
 
 SCRIPTS = (ood_training, meta_classification, evaluation)
 
@@ -89,10 +90,18 @@ def test_config_dict_is_plain_json():
     assert "train" not in cfg.to_dict()
 
 
+def test_the_entropy_threshold_is_refused_for_score_maps():
+    # one name per meaning: -threshold is the entropy threshold of a checkpoint's segments, in [0, 1]
+    with pytest.raises(UserError, match="-threshold 0.5 is the entropy threshold.*pass --score_threshold"):
+        parse(meta_classification, "--scores_from", "maps", "-threshold", "0.5")
+    cfg = parse(meta_classification, "--scores_from", "maps", "--score_threshold", "12.5")
+    assert config.layout(cfg).scores_setting() == "t12.5" and config.layout(cfg).segments_dir(4).endswith("t0.7")
+
+
 def test_rerun_hints_parse_back_to_the_settings_they_were_made_from():
-    cfg = parse(evaluation, "-val", "LostAndFound", "--laf_split", "testNoKnown", "-epoch", "7", "-threshold", "0.5",
-                "--data_root", "my data", "--io_root", "out/io", "-model", "DualGCNNet_res50", "-alpha", "0.5",
-                "--init_ckpt", "w/base line.pth", "--scores_from", "maps/a b", "--score_quantile", "0.9",
+    cfg = parse(evaluation, "-val", "LostAndFound", "--laf_split", "testNoKnown", "-epoch", "7",
+                "--score_threshold", "-2.5", "--data_root", "my data", "--io_root", "out/io", "-model", "DualGCNNet_res50",
+                "-alpha", "0.5", "--init_ckpt", "w/base line.pth", "--scores_from", "maps/a b", "--score_quantile", "0.9",
                 "--device", "cpu", "--num_workers", "0")
     shared = ("paths", "run", "model", "evalset", "scores")
     hint = config.external_command(cfg, "-segment -removal")

@@ -213,7 +213,7 @@ def external(tiny_checkpoints, prepared_world, tmp_path_factory):
     dataset = build_valset("LostAndFound", str(prepared_world / "lost_and_found"), "Static")
     maps_dir = io_root / "maps"
     false_blobs = hand_made_maps(dataset, maps_dir)
-    common = ["--scores_from", str(maps_dir), "-threshold", "0.5", "--init_ckpt", str(baseline), "-epoch", "1"]
+    common = ["--scores_from", str(maps_dir), "--score_threshold", "0.5", "--init_ckpt", str(baseline), "-epoch", "1"]
     run_stage2(prepared_world, io_root, *common, "-segment", "-removal", "--meta_cv", "loo", "--meta_classifier", "paper")
     export = io_root / "filtered"
     report, printed = run_stage3(prepared_world, io_root, *common, "--export_smiyc", str(export), "-pixel",

@@ -89,7 +89,7 @@ def test_no_known_score_maps_are_searched_and_evaluated_with_its_own_labels(laf_
     perfect = (np.array([[255, 0, 1], [1, 1, 0]]) == 1).astype(np.float16)
     for i in range(len(dataset)):
         write_score_map(score_map_path(str(maps), dataset.frame_name(i)), perfect)
-    flags = ["-val", "LostAndFound", "--laf_split", "testNoKnown", "--scores_from", str(maps), "-threshold", "0.5"]
+    flags = ["-val", "LostAndFound", "--laf_split", "testNoKnown", "--scores_from", str(maps), "--score_threshold", "0.5"]
     run_stage2(laf_root.parent, tmp_path / "io", *flags, "-segment")
     report, _ = run_stage3(laf_root.parent, tmp_path / "io", *flags, "-pixel", "-segment", "--protocol", "all")
     row = report["rows"]["external"]

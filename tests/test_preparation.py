@@ -17,7 +17,7 @@ from preparation.prepare_coco_segmentation import prepare_coco_segmentation
 from preparation.prepare_lost_and_found import prepare_lost_and_found
 from src.dataset.cs_coco_embedding import generate_cs_coco_embedding
 from src.errors import UserError
-from tests.conftest import CROPPED_COCO_MIN_AREA, CS_PER_COCO, EMBEDDING_CROP_SIZE
+from tests.conftest import CROPPED_COCO_MIN_AREA, CS_PER_COCO, EMBEDDING_HALF_WINDOW
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXCLUDED_COCO_IDS = {1, 2, 3, 4, 6, 8, 10, 13}  # person ... stop sign, as SPEC section 1 lists them
@@ -184,7 +184,7 @@ def test_second_runs_write_nothing(prepared_world):
                                min_area=CROPPED_COCO_MIN_AREA)
     assert counts["written"] == 0 and counts["objects"] > 0
     counts = generate_cs_coco_embedding(prepared_world / "cityscapes", prepared_world / "cropped_coco",
-                                        prepared_world / "cs_coco_embedding", CS_PER_COCO, EMBEDDING_CROP_SIZE, 0)
+                                        prepared_world / "cs_coco_embedding", CS_PER_COCO, EMBEDDING_HALF_WINDOW, 0)
     assert counts["written"] == 0 and counts["existing"] == counts["objects"] * CS_PER_COCO
     assert _files(prepared_world) == before
 
@@ -199,7 +199,7 @@ def test_scripts_report_what_they_found_and_that_a_rerun_writes_nothing(prepared
                                                                         script, expected):
     argv = [script, "--data_root", str(prepared_world)]
     if script.endswith("cs_coco_embedding.py"):
-        argv += ["--cs_per_coco", str(CS_PER_COCO), "--crop_size", str(EMBEDDING_CROP_SIZE)]
+        argv += ["--cs_per_coco", str(CS_PER_COCO), "--half_window", str(EMBEDDING_HALF_WINDOW)]
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(os.path.join(REPO, script), run_name="__main__")
     assert expected in capsys.readouterr().out
@@ -208,18 +208,32 @@ def test_scripts_report_what_they_found_and_that_a_rerun_writes_nothing(prepared
 def test_cs_coco_embedding_refuses_other_settings_on_an_existing_folder(prepared_world):
     with pytest.raises(UserError, match="delete it"):
         generate_cs_coco_embedding(prepared_world / "cityscapes", prepared_world / "cropped_coco",
-                                   prepared_world / "cs_coco_embedding", CS_PER_COCO, EMBEDDING_CROP_SIZE, seed=1)
+                                   prepared_world / "cs_coco_embedding", CS_PER_COCO, EMBEDDING_HALF_WINDOW, seed=1)
+
+
+def test_cs_coco_embedding_made_when_the_half_window_was_called_crop_size_is_still_the_same(prepared_world, tmp_path):
+    folder = tmp_path / "embedding"
+    shutil.copytree(prepared_world / "cs_coco_embedding", folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["settings"] = {"cs_per_coco": CS_PER_COCO, "crop_size": EMBEDDING_HALF_WINDOW, "seed": 0}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    counts = generate_cs_coco_embedding(prepared_world / "cityscapes", prepared_world / "cropped_coco", folder,
+                                        CS_PER_COCO, EMBEDDING_HALF_WINDOW, 0)
+    assert counts["written"] == 0 and counts["existing"] == counts["objects"] * CS_PER_COCO
+    with pytest.raises(UserError, match="delete it"):
+        generate_cs_coco_embedding(prepared_world / "cityscapes", prepared_world / "cropped_coco", folder,
+                                   CS_PER_COCO, EMBEDDING_HALF_WINDOW + 1, 0)
 
 
 def test_cs_coco_embedding_is_deterministic_for_a_seed(prepared_world, tmp_path):
     generate_cs_coco_embedding(prepared_world / "cityscapes", prepared_world / "cropped_coco", tmp_path / "again",
-                               CS_PER_COCO, EMBEDDING_CROP_SIZE, seed=0)
+                               CS_PER_COCO, EMBEDDING_HALF_WINDOW, seed=0)
     ours = prepared_world / "cs_coco_embedding"
     assert (tmp_path / "again" / "manifest.json").read_text() == (ours / "manifest.json").read_text()
     for path in (ours / "target").glob("*.png"):
         np.testing.assert_array_equal(_read(tmp_path / "again" / "target" / path.name), _read(path))
     generate_cs_coco_embedding(prepared_world / "cityscapes", prepared_world / "cropped_coco", tmp_path / "other",
-                               CS_PER_COCO, EMBEDDING_CROP_SIZE, seed=1)
+                               CS_PER_COCO, EMBEDDING_HALF_WINDOW, seed=1)
     assert (tmp_path / "other" / "manifest.json").read_text() != (ours / "manifest.json").read_text()
 
 

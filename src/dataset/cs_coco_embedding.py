@@ -3,11 +3,11 @@
 Each cropped COCO object (its non-black pixels) is pasted, unscaled, into `cs_per_coco` random Cityscapes
 train images, its centre of mass at a random centre that keeps a margin of a quarter of the image's
 shorter side from every border (250 px on 1024 x 2048 in the published fork). Object pixels get
-train id 254, all others keep theirs. The saved sample is the window of +-crop_size around the centre,
+train id 254, all others keep theirs. The saved sample is the window of +-half_window around the centre,
 clipped to the image, as image/<name>.png and target/<name>.png; manifest.json records the settings
 and where every sample came from.
 
-    python src/dataset/cs_coco_embedding.py --data_root ./datasets [--cs_per_coco 40 --crop_size 480 --seed 0]
+    python src/dataset/cs_coco_embedding.py --data_root ./datasets [--cs_per_coco 40 --half_window 480 --seed 0]
 """
 import argparse
 import os
@@ -65,10 +65,11 @@ def paste_object(image, target, obj, centre):
     return image, target
 
 
-def centre_window(height, width, centre, crop_size):
-    """(top, left, bottom, right) of the +-crop_size window around `centre`, clipped to the image."""
+def centre_window(height, width, centre, half_window):
+    """(top, left, bottom, right) of the +-half_window window around `centre`, clipped to the image."""
     row, col = centre
-    return max(row - crop_size, 0), max(col - crop_size, 0), min(row + crop_size, height), min(col + crop_size, width)
+    return (max(row - half_window, 0), max(col - half_window, 0), min(row + half_window, height),
+            min(col + half_window, width))
 
 
 def random_centre(rng, height, width):
@@ -77,18 +78,21 @@ def random_centre(rng, height, width):
     return tuple(int(v) for v in rng.integers((margin, margin), (height - margin, width - margin)))
 
 
-def generate_cs_coco_embedding(cs_root, cropped_coco_root, out_root, cs_per_coco=40, crop_size=480, seed=0):
+def generate_cs_coco_embedding(cs_root, cropped_coco_root, out_root, cs_per_coco=40, half_window=480, seed=0):
     """Write the samples of every cropped COCO object (see the module docstring) and manifest.json.
 
     Deterministic for `seed`: each object draws from its own generator (seed, crc32 of its file name),
     so its samples do not depend on the other objects. Existing samples are kept, so a second run
     writes nothing. Returns counts: cityscapes, objects, written, existing.
     """
-    settings = {"cs_per_coco": cs_per_coco, "crop_size": crop_size, "seed": seed}
+    settings = {"cs_per_coco": cs_per_coco, "half_window": half_window, "seed": seed}
     manifest_path = os.path.join(out_root, "manifest.json")
     old_manifest = None
     if os.path.isfile(manifest_path):
         old_manifest = load_json(manifest_path, f"delete {out_root} to make it anew")
+        # the half window was called crop_size before, a name the training crop (-crop) has too
+        old_manifest["settings"] = {"half_window" if key == "crop_size" else key: value
+                                    for key, value in old_manifest["settings"].items()}
         if old_manifest["settings"] != settings:
             raise UserError(f"{out_root} was made with {old_manifest['settings']}, not {settings}; "
                              "delete it to make it anew, or pass the same settings")
@@ -105,7 +109,7 @@ def generate_cs_coco_embedding(cs_root, cropped_coco_root, out_root, cs_per_coco
         for k, cs_index in enumerate(rng.choice(len(cityscapes), size=per_object, replace=False)):
             width, height = open_image(cityscapes.images[cs_index]).size
             centre = random_centre(rng, height, width)
-            top, left, bottom, right = centre_window(height, width, centre, crop_size)
+            top, left, bottom, right = centre_window(height, width, centre, half_window)
             name = f"{object_name}_{k}.png"
             samples.append({"name": name, "object": os.path.basename(object_path),
                             "cityscapes_image": os.path.relpath(cityscapes.images[cs_index], cs_root),
@@ -134,15 +138,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_root", default="./datasets", help="holds cityscapes/ and cropped_coco/")
     parser.add_argument("--cs_per_coco", type=int, default=40, help="Cityscapes images each object is pasted into")
-    parser.add_argument("--crop_size", type=int, default=480, help="half side of the saved window")
+    parser.add_argument("--half_window", type=int, default=480, help="half side of the saved window around each object")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if args.cs_per_coco < 1 or args.crop_size < 1:
-        parser.error("--cs_per_coco and --crop_size must be >= 1")
+    if args.cs_per_coco < 1 or args.half_window < 1:
+        parser.error("--cs_per_coco and --half_window must be >= 1")
     out_root = os.path.join(args.data_root, "cs_coco_embedding")
     counts = generate_cs_coco_embedding(os.path.join(args.data_root, "cityscapes"),
                                         os.path.join(args.data_root, "cropped_coco"), out_root,
-                                        args.cs_per_coco, args.crop_size, args.seed)
+                                        args.cs_per_coco, args.half_window, args.seed)
     print(f"found {counts['objects']} cropped COCO objects and {counts['cityscapes']} Cityscapes train images; "
           f"{out_root}: wrote {counts['written']} samples, {counts['existing']} were already there")
 
