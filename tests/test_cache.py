@@ -44,3 +44,18 @@ def test_the_segment_search_reads_the_probs_as_stored(tmp_path):
     assert stored["probs"].dtype == np.float16
     np.testing.assert_array_equal(stored["probs"], probs.astype(np.float16))
     np.testing.assert_array_equal(stored["entropy"], read_cache(path)["entropy"])
+
+
+def test_max_prob_and_pred_of_a_cache_are_those_of_its_float16_probs(tmp_path):
+    rng = np.random.default_rng(4)
+    probs = rng.dirichlet(np.full(19, 0.3), (9, 14)).transpose(2, 0, 1).astype(np.float32)
+    probs[:, 0, :3] = 1 / 19  # ties: the first class
+    path = tmp_path / "00000.h5"
+    labels = np.zeros((9, 14), np.uint8)
+    write_cache(path, probs, probs.max(0), labels, labels, {"checkpoint": "x"})  # no logsumexp: an optional field
+    cache = read_cache(path, ("max_prob", "pred", "logsumexp"))
+    stored = read_cache(path, ("probs",), float16_probs=True)["probs"]
+    assert "logsumexp" not in cache and cache["max_prob"].dtype == np.float16 and cache["pred"].dtype == np.uint8
+    np.testing.assert_array_equal(cache["max_prob"], stored.max(0))
+    np.testing.assert_array_equal(cache["pred"], stored.astype(np.float32).argmax(0))
+    assert (cache["pred"][0, :3] == 0).all()
