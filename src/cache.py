@@ -34,7 +34,8 @@ from src.identity import checkpoint_identity, image_identity, same_image  # noqa
 _COMPRESSION = hdf5plugin.Blosc2(cname="zstd", clevel=1, filters=hdf5plugin.Blosc2.SHUFFLE)
 FIELDS = ("probs", "entropy", "max_logit", "gt_train", "gt_label")
 OPTIONAL_FIELDS = ("logsumexp",)  # read by default when the file has them
-TOP_FIELDS = ("max_prob", "pred")  # softmax_top of the stored probs: from the file, or from its probs when it lacks them
+# softmax_top of the stored probs: from the file, or from its probs when the file lacks them
+TOP_FIELDS = ("max_prob", "pred")
 
 
 def cache_path(cache_dir, index):
@@ -71,6 +72,9 @@ def write_cache_arrays(path, probs16, entropy, max_logit, gt_train, gt_label, at
         if logsumexp is not None:
             f.create_dataset("logsumexp", data=np.asarray(logsumexp, dtype=np.float32),
                              chunks=(rows, probs16.shape[2]), **_COMPRESSION)
+        # from the probs as stored, so that the scores read from them are those computed from the probs
+        for key, array in zip(TOP_FIELDS, softmax_top(probs16)):
+            f.create_dataset(key, data=array, chunks=(rows, probs16.shape[2]), **_COMPRESSION)
         f.create_dataset("gt_train", data=gt_train.astype(np.uint8), **_COMPRESSION)
         f.create_dataset("gt_label", data=gt_label.astype(np.uint8), **_COMPRESSION)
         for key, value in attrs.items():

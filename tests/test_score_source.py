@@ -2,11 +2,15 @@
 stage 3 read the whole softmax in float32."""
 from types import SimpleNamespace
 
+import h5py
 import numpy as np
 import pytest
 
-from src.cache import cache_path, read_cache, write_cache
-from src.evaluation.scores import SCORES, ClassStats, standardized_max_logit_score
+from src.cache import TOP_FIELDS, cache_path, read_cache, write_cache
+from src.evaluation.component_metrics import ComponentMetrics
+from src.evaluation.measure import measure
+from src.evaluation.protocols import PROTOCOLS
+from src.evaluation.scores import SCORES, ClassStats
 from src.score_source import CheckpointScores
 
 SHAPE = (48, 64)
@@ -27,19 +31,29 @@ def frame_arrays(rng):
     return probs, logits.max(0), np.log(np.exp(logits).sum(0)), gt_train
 
 
-@pytest.fixture
-def caches(tmp_path):
-    """(paths, class statistics) of three cached frames, the second without labels."""
+def write_frames(folder, stored_top=True):
+    """(paths, class statistics) of three cached frames in `folder`, the second without labels; without max_prob
+    and pred unless `stored_top`, as caches written before they were stored."""
     rng = np.random.default_rng(0)
     stats = ClassStats(19)
     paths = []
     for i in range(3):
         probs, max_logit, logsumexp, gt_train = frame_arrays(rng)
         stats.update(max_logit, probs.argmax(0))
-        paths.append(cache_path(tmp_path, i))
+        paths.append(cache_path(folder, i))
         write_cache(paths[-1], probs, max_logit, gt_train, gt_train, {"checkpoint": "x", "has_label": i != 1},
                     logsumexp)
+        with h5py.File(paths[-1], "a") as f:
+            assert all(key in f for key in TOP_FIELDS)
+            if not stored_top:
+                for key in TOP_FIELDS:
+                    del f[key]
     return paths, stats
+
+
+@pytest.fixture(params=[True, False], ids=["written now", "written before max_prob and pred were stored"])
+def caches(tmp_path, request):
+    return write_frames(tmp_path, request.param)
 
 
 def source_of(paths, stats):
@@ -50,11 +64,11 @@ def source_of(paths, stats):
 def todays_scores(path, stats):
     """The five scores as stage 3 computed them from every array of the cache, the softmax in float32."""
     cache = read_cache(path)
-    probs = cache["probs"]
-    mean, std = stats.mean_std()
+    probs, pred = cache["probs"], cache["probs"].argmax(axis=0)
+    mean, std = (np.asarray(v, dtype=np.float32) for v in stats.mean_std())
     return {"entropy": cache["entropy"], "max_softmax": (1 - probs.max(axis=0)).astype(np.float32),
             "max_logit": -cache["max_logit"], "energy": -cache["logsumexp"],
-            "sml": standardized_max_logit_score(cache["max_logit"], probs.argmax(axis=0), mean, std)}
+            "sml": ((mean[pred] - cache["max_logit"]) / std[pred]).astype(np.float32)}
 
 
 def test_frames_give_the_scores_of_the_float32_softmax_bit_for_bit(caches):
@@ -80,3 +94,14 @@ def test_each_score_reads_only_its_own_arrays(caches, monkeypatch):
     read.clear()
     list(source_of(paths, stats).frames(["entropy"]))
     assert read[0] == ["gt_train", "entropy"]
+
+
+def test_caches_with_max_prob_and_pred_and_without_measure_the_same(tmp_path):
+    results = []
+    for stored_top in (True, False):
+        paths, stats = write_frames(tmp_path / str(stored_top), stored_top)
+        at_t = {"entropy": ComponentMetrics(0.5, 5, 2)}
+        results.append(measure(source_of(paths, stats), SCORES, PROTOCOLS, 5, 2, at_threshold=at_t))
+        results[-1]["at_t"] = at_t["entropy"].compute()
+    assert set(results[0]["exact"]) == set(SCORES) and results[0]["exact"]["entropy"]["component"]["num_gt"] == 2
+    np.testing.assert_equal(results[0], results[1])
