@@ -19,7 +19,8 @@ reproduces one reference exactly, behind one streaming interface that works on f
   `score > tau` compared in float64 (`component_metrics`). Memory independent of the number of frames.
 - `meta-ood` (MetaOodProtocol): the paper's code (robin-chan/meta-ood `evaluation.py` `counts`,
   `src/calc.py`, `src/helper.py`), bit for bit: scores binned into 100 equal bins on [0, 1]
-  (np.histogram; scores outside [0, 1] are an error, where the original silently dropped them),
+  (np.histogram's bins, found without its sort: `histogram_bins`; scores outside [0, 1] are an error, where the
+  original silently dropped them),
   AUROC and FPR95 (the FPR at the TPR nearest 0.95) from the bin counts rescaled to 1e5 pixels per
   class, AP from the counts rescaled to 1e7 pixels in the true in/out ratio, every rescaled count
   truncated to an integer and every score being its bin's upper edge. No component metrics. 200 counters.
@@ -136,14 +137,12 @@ class MetaOodProtocol(_Protocol):
 
     def update(self, score, label):
         score, label = _check_frame(score, label)
-        for row, class_label in ((0, 0), (1, 1)):
-            values = score[label == class_label]
+        for row in (0, 1):
+            values = score[label == row]
             if values.size and not (values.min() >= 0 and values.max() <= 1):  # also catches NaN
                 raise ValueError("the meta-ood protocol bins scores on [0, 1] (as the original's entropy histogram), "
                                  f"got scores in [{values.min()}, {values.max()}]; use it with entropy or max_softmax")
-            # the original's own binning: np.histogram sorts the values (fast where numpy has a vectorised
-            # sort) and keeps edges[k] <= value < edges[k + 1], the last bin closed
-            self.counts[row] += np.histogram(values, bins=self.edges)[0]
+            self.counts[row] += np.bincount(histogram_bins(values, self.edges), minlength=self.num_bins)
 
     def pixel_result(self):
         counts_in, counts_out = self.counts
@@ -180,6 +179,19 @@ class MetaOodProtocol(_Protocol):
             "roc": {"fpr": fpr, "tpr": tpr},
             "pr": {"recall": (tp / num_ood)[tp + fp > 0], "precision": precision[tp + fp > 0]},
         }
+
+
+def histogram_bins(values, edges):
+    """The bin np.histogram(values, bins=edges) counts each value in: (N,) intp. values: (N,) float in [0, 1] (no
+    NaN); edges: (n + 1,) float64, np.linspace(0, 1, n + 1). Bin k holds edges[k] <= value < edges[k + 1], the last
+    bin 1 too. Without np.histogram's sort of the values (most of a frame's time): value * n, truncated, is the bin
+    or a neighbour (rounded in the value's dtype; linspace's edges are not exactly k / n), and one comparison each
+    way with the same edges, in float64 as np.histogram compares, settles it."""
+    num = len(edges) - 1
+    index = np.minimum((values * num).astype(np.intp), num - 1)
+    index -= values < edges[index]
+    index += (values >= edges[index + 1]) & (index < num - 1)
+    return index
 
 
 def to_float16(score):
