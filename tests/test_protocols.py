@@ -241,6 +241,25 @@ def test_exact_protocol_is_pixel_and_component_metrics():
     assert result["component"]["mean_f1"] == components.compute()["mean_f1"]
 
 
+def test_exact_pixel_metrics_follow_every_update_and_compute_leaves_them_unchanged():
+    frames = random_frames(6)
+    protocol = build_protocol("exact", 5, 3)
+    for score, label in frames[:2]:
+        protocol.update(score, label)
+    first = protocol.compute()
+    for score, label in frames[2:]:
+        protocol.update(score, label)
+    again = evaluate_frames(build_protocol("exact", 5, 3), lambda: frames)
+    assert first["num_in"] < again["num_in"]
+    components = protocol.components()
+    for score, label in frames:
+        components.update(score, label)
+    result = protocol.compute()
+    assert "component" in result and "component" not in protocol.pixel_result()
+    assert result.pop("component") == again.pop("component")
+    np.testing.assert_equal(result, again)
+
+
 def test_bad_frames_are_refused():
     for name in PROTOCOLS:
         protocol = build_protocol(name, 1, 1)

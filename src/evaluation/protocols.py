@@ -111,17 +111,21 @@ class ExactProtocol(_Protocol):
         super().__init__()
         self.segsize, self.instsize = segsize, instsize
         self.pixels = PixelMetrics()
+        self.pixel_metrics = None  # pixels.compute() of the pixels so far, once asked for (it takes a while)
 
     def update(self, score, label):
         score, label = _check_frame(score, label)
         valid = label != 255
         self.pixels.update(score[valid], label[valid] == 1)
+        self.pixel_metrics = None
 
     def pixel_result(self):
-        return self.pixels.compute()
+        if self.pixel_metrics is None:
+            self.pixel_metrics = self.pixels.compute()
+        return dict(self.pixel_metrics)
 
     def components(self):
-        self.component_metrics = ComponentMetrics(self.pixels.compute()["f1_threshold"], self.segsize, self.instsize)
+        self.component_metrics = ComponentMetrics(self.pixel_result()["f1_threshold"], self.segsize, self.instsize)
         return self.component_metrics
 
 
