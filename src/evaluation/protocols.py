@@ -216,7 +216,6 @@ def to_float16(score):
 FLOAT16_ORDER = np.argsort(np.arange(1 << 16, dtype=np.uint16).view(np.float16), kind="stable")
 FLOAT16_VALUES = FLOAT16_ORDER.astype(np.uint16).view(np.float16).astype(np.float64)
 NUM_FLOAT16_NAN = int(np.isnan(FLOAT16_VALUES).sum())
-FLOAT16_FINITE = np.isfinite(FLOAT16_VALUES)
 
 
 def _quantiles(sorted_at, count, num, dtype):
@@ -240,13 +239,12 @@ def _quantiles(sorted_at, count, num, dtype):
 def _frame_bins_float16(score, label):
     """(vmin, vmax, sorted_at per class, counts_below per class, counts) of a float16 frame from one histogram
     of its 65536 bit patterns per class: the sorted sample without a sort. Rows: 0 in-distribution, 1 OoD."""
-    index = np.minimum(label.ravel(), 2).astype(np.intp)  # labels 0 / 1 / 255 -> rows 0 / 1 / 2
-    index <<= 16
-    index |= score.view(np.uint16).ravel()
-    histogram = np.bincount(index, minlength=3 << 16).reshape(3, 1 << 16)[:, FLOAT16_ORDER]
-    if histogram[:, ~FLOAT16_FINITE].any():  # NaN and infinity: on an ignored pixel it still means a broken map
+    bits = score.view(np.uint16)
+    # every exponent bit set: NaN or infinity; on an ignored pixel it still means a broken map
+    if (np.bitwise_and(bits, 0x7C00) == 0x7C00).any():
         raise ValueError("scores contain NaN or infinity; the benchmark's bins need finite scores")
-    cumulative = np.cumsum(histogram[:2], axis=1)
+    histogram = np.stack([np.bincount(bits[label == c], minlength=1 << 16) for c in (0, 1)])[:, FLOAT16_ORDER]
+    cumulative = np.cumsum(histogram, axis=1)
 
     def sorted_at(row):
         return lambda positions: FLOAT16_VALUES[np.searchsorted(cumulative[row], positions, side="right")]

@@ -82,9 +82,11 @@ def standardized_max_logit_score(max_logit, pred, mean, std):
     if pred.shape != np.shape(max_logit):
         raise ValueError(f"pred has shape {pred.shape} but max_logit has {np.shape(max_logit)}; "
                          "pass the predicted class of every pixel")
-    mean = np.asarray(mean, dtype=np.float32)
-    std = np.asarray(std, dtype=np.float32)
-    return ((mean[pred] - np.asarray(max_logit, dtype=np.float32)) / std[pred]).astype(np.float32)
+    pred = pred.astype(np.intp)  # once: numpy converts a smaller index type on every lookup
+    score = np.take(np.asarray(mean, dtype=np.float32), pred)
+    score -= np.asarray(max_logit, dtype=np.float32)
+    score /= np.take(np.asarray(std, dtype=np.float32), pred)
+    return score
 
 
 def anomaly_score(name, inputs, class_stats=None):
