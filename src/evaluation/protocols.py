@@ -186,15 +186,20 @@ class MetaOodProtocol(_Protocol):
 
 
 def histogram_bins(values, edges):
-    """The bin np.histogram(values, bins=edges) counts each value in: (N,) intp. values: (N,) float in [0, 1] (no
+    """The bin np.histogram(values, bins=edges) counts each value in: (N,) int32. values: (N,) float in [0, 1] (no
     NaN); edges: (n + 1,) float64, np.linspace(0, 1, n + 1). Bin k holds edges[k] <= value < edges[k + 1], the last
     bin 1 too. Without np.histogram's sort of the values (most of a frame's time): value * n, truncated, is the bin
-    or a neighbour (rounded in the value's dtype; linspace's edges are not exactly k / n), and one comparison each
-    way with the same edges, in float64 as np.histogram compares, settles it."""
+    or a neighbour (rounded in the values' dtype; linspace's edges are not exactly k / n), and one comparison each
+    way with the edges settles it. Those comparisons are np.histogram's, which compares in float64, made in the
+    values' dtype with the smallest value of that dtype at or above each edge."""
     num = len(edges) - 1
-    index = np.minimum((values * num).astype(np.intp), num - 1)
-    index -= values < edges[index]
-    index += (values >= edges[index + 1]) & (index < num - 1)
+    lower = edges.astype(values.dtype)
+    rounded_down = lower < edges
+    lower[rounded_down] = np.nextafter(lower[rounded_down], np.inf)
+    lower[-1] = np.inf  # the last bin holds 1 too
+    index = np.minimum((values * num).astype(np.int32), num - 1)
+    index -= values < lower[index]
+    index += values >= lower[index + 1]
     return index
 
 
