@@ -13,10 +13,11 @@ The maps are network-like: 19-class logits made at 1/8 resolution (smooth random
 dominant, scaled by 10 to 15, so interiors are confident and class borders uncertain), bilinearly upsampled
 to full resolution as the networks do, then a softmax. `uncertain` is the share of pixels whose top class
 has p < 0.9: less confident maps compress worse. For each map it prints the cache file's MiB against the
-original's float32 probabilities (152 MiB per image), the write, search read and read-all time, and the
-largest error of the normalised entropy in the cache (kept in float32) and of the max softmax (from the
-float16 probs) against the float32 softmax. The original's layout (uncompressed float32 HDF5) is written and
-read in the same run as the reference. Making the maps is not timed.
+original's float32 probabilities (152 MiB per image) and how much of it max_prob and pred take ("top": the
+largest probability and its class, what stage 3's max-softmax and SML scores read), the write, search read and
+read-all time, and the largest error of the normalised entropy in the cache (kept in float32) and of the max
+softmax (from the float16 probs) against the float32 softmax. The original's layout (uncompressed float32 HDF5)
+is written and read in the same run as the reference. Making the maps is not timed.
 Then the same write_cache and search read with each candidate HDF5 filter (gzip, the earlier choice, and
 hdf5plugin's Zstd, LZ4, Blosc and Blosc2), on the least confident map: what chose src/cache.py's filter.
 """
@@ -35,7 +36,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import src.cache  # noqa: E402
-from src.cache import cache_arrays, read_cache, write_cache_arrays  # noqa: E402
+from src.cache import TOP_FIELDS, cache_arrays, read_cache, write_cache_arrays  # noqa: E402
 from src.evaluation.scores import normalized_entropy  # noqa: E402
 
 NUM_CLASSES = 19
@@ -88,6 +89,12 @@ def search_read(path):
     return read_cache(path, SEARCH_FIELDS, float16_probs=True)
 
 
+def stored_mib(path, keys):
+    """MiB the arrays `keys` of the HDF5 file `path` take on disk, compressed."""
+    with h5py.File(path, "r") as f:
+        return sum(f[key].id.get_storage_size() for key in keys) / MIB
+
+
 def timed(function, *args):
     start = time.perf_counter()
     result = function(*args)
@@ -131,9 +138,9 @@ def main(args):
           f"{reference_mib:.0f} MiB of float32 probabilities per 1024 x 2048 image")
     print("search read: the probs (float16 as stored), entropy, gt_train, gt_label; read all: every field, "
           "probs converted to float32")
-    print(f"{'scale':>6} {'uncertain':>9} {'cache MiB':>10} {'x smaller':>10} {'write s':>8} {'search read s':>13} "
-          f"{'read all s':>10} | {'original MiB':>12} {'write s':>8} {'read s':>7} | {'max |entropy error|':>19} "
-          f"{'max |max-softmax error|':>23}")
+    print(f"{'scale':>6} {'uncertain':>9} {'cache MiB':>10} {'of it top':>9} {'x smaller':>10} {'write s':>8} "
+          f"{'search read s':>13} {'read all s':>10} | {'original MiB':>12} {'write s':>8} {'read s':>7} | "
+          f"{'max |entropy error|':>19} {'max |max-softmax error|':>23}")
     per_image = args.height * args.width / (1024 * 2048)
     sizes, writes, reads, full_reads, least_confident = [], [], [], [], None
     with tempfile.TemporaryDirectory() as folder:
@@ -154,6 +161,7 @@ def main(args):
             _, original_write_s = timed(write_original, original, probs, gt_train, gt_label)
             _, original_read_s = timed(read_original, original)
             mib = os.path.getsize(ours) / MIB / per_image
+            top_mib = stored_mib(ours, TOP_FIELDS) / per_image
             original_mib = os.path.getsize(original) / MIB / per_image
             error = np.abs(cache["entropy"] - normalized_entropy(probs)).max()
             softmax_error = np.abs(cache["probs"].max(0) - probs.max(0)).max()
@@ -162,8 +170,8 @@ def main(args):
             writes.append(write_s)
             reads.append(read_s)
             full_reads.append(full_read_s)
-            print(f"{scale:6.1f} {uncertain:9.1%} {mib:10.1f} {reference_mib / mib:10.1f} {write_s:8.2f} "
-                  f"{read_s:13.2f} {full_read_s:10.2f} | {original_mib:12.1f} {original_write_s:8.2f} "
+            print(f"{scale:6.1f} {uncertain:9.1%} {mib:10.1f} {top_mib:9.2f} {reference_mib / mib:10.1f} "
+                  f"{write_s:8.2f} {read_s:13.2f} {full_read_s:10.2f} | {original_mib:12.1f} {original_write_s:8.2f} "
                   f"{original_read_s:7.2f} | {error:19.2e} {softmax_error:23.2e}")
         compare_filters(folder, least_confident, per_image, args.repeats)
     print(f"\nlargest cache: {max(sizes):.1f} MiB per 1024 x 2048 image = {max(sizes) / reference_mib:.2f} of the "

@@ -3,12 +3,14 @@
 Each file holds the softmax as float16, the normalised entropy of the float32 softmax as float32 (the
 segment search thresholds it, so float16 rounding must not move pixels across the threshold), the max
 logit as float32 (for the max-logit and SML scores), the logsumexp of the logits as float32 (for the energy
-score; caches written before it lack it, and the energy score is then skipped), the train-id ground truth, the
-official label ids, and attributes saying which image and which checkpoint made it. Compressed with Blosc2 (zstd
-level 1 after a byte shuffle, one thread), that is 19-24 MiB per 1024x2048 image of network-like maps against the
-original's 152 MiB, as small as gzip and compressed several times faster (bench/cache_size.py). Caches written with
-gzip by earlier versions read as before: each file records its filter, and importing hdf5plugin is what
-makes Blosc2 readable to h5py.
+score; caches written before it lack it, and the energy score is then skipped), the largest of the float16
+probabilities of each pixel as float16 and its class as uint8 (`max_prob` and `pred`, what the max-softmax and
+SML scores read instead of the whole softmax; caches written before them lack them, and read_cache then computes
+them from the probs, the same numbers), the train-id ground truth, the official label ids, and attributes saying
+which image and which checkpoint made it. Compressed with Blosc2 (zstd level 1 after a byte shuffle, one thread),
+that is 19-24 MiB per 1024x2048 image of network-like maps against the original's 152 MiB, as small as gzip and
+compressed several times faster (bench/cache_size.py). Caches written with gzip by earlier versions read as
+before: each file records its filter, and importing hdf5plugin is what makes Blosc2 readable to h5py.
 """
 import collections
 import contextlib
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from src.errors import UserError, ignore_interrupt
-from src.evaluation.scores import normalized_entropy_tensor
+from src.evaluation.scores import normalized_entropy_tensor, softmax_top
 from src.files import atomic_path
 from src.identity import checkpoint_identity, image_identity, same_image  # noqa: F401  (checkpoint_identity: the
 # identity every cache user compares)
@@ -32,6 +34,8 @@ from src.identity import checkpoint_identity, image_identity, same_image  # noqa
 _COMPRESSION = hdf5plugin.Blosc2(cname="zstd", clevel=1, filters=hdf5plugin.Blosc2.SHUFFLE)
 FIELDS = ("probs", "entropy", "max_logit", "gt_train", "gt_label")
 OPTIONAL_FIELDS = ("logsumexp",)  # read by default when the file has them
+# softmax_top of the stored probs: from the file, or from its probs when the file lacks them
+TOP_FIELDS = ("max_prob", "pred")
 
 
 def cache_path(cache_dir, index):
@@ -68,6 +72,9 @@ def write_cache_arrays(path, probs16, entropy, max_logit, gt_train, gt_label, at
         if logsumexp is not None:
             f.create_dataset("logsumexp", data=np.asarray(logsumexp, dtype=np.float32),
                              chunks=(rows, probs16.shape[2]), **_COMPRESSION)
+        # from the probs as stored, so that the scores read from them are those computed from the probs
+        for key, array in zip(TOP_FIELDS, softmax_top(probs16)):
+            f.create_dataset(key, data=array, chunks=(rows, probs16.shape[2]), **_COMPRESSION)
         f.create_dataset("gt_train", data=gt_train.astype(np.uint8), **_COMPRESSION)
         f.create_dataset("gt_label", data=gt_label.astype(np.uint8), **_COMPRESSION)
         for key, value in attrs.items():
@@ -110,14 +117,20 @@ def write_outputs(outputs, dataset, cache_dir, attrs, workers):
 
 def read_cache(path, fields=None, float16_probs=False):
     """One image's cache as a dict: the requested arrays (default: FIELDS and the OPTIONAL_FIELDS it has; probs
-    as float32, or as stored in float16 with `float16_probs`) plus every attribute.
+    as float32, or as stored in float16 with `float16_probs`) plus every attribute. An optional field the file
+    lacks is left out; max_prob and pred (TOP_FIELDS) come from the probs when the file lacks them.
 
     The segment search takes the float16 probs: its metrics read them as is, and converting the whole
     19 x 1024 x 2048 softmax to float32 takes longer than decompressing the file (bench/cache_size.py)."""
     with h5py.File(path, "r") as f:
         if fields is None:
-            fields = FIELDS + tuple(key for key in OPTIONAL_FIELDS if key in f)
-        out = {key: f[key][...] for key in fields}
+            fields = FIELDS + OPTIONAL_FIELDS
+        fields = [key for key in fields if key in f or key not in OPTIONAL_FIELDS]
+        out = {key: f[key][...] for key in fields if key not in TOP_FIELDS or key in f}
+        missing = [key for key in fields if key in TOP_FIELDS and key not in f]
+        if missing:
+            top = dict(zip(TOP_FIELDS, softmax_top(out["probs"] if "probs" in out else f["probs"][...])))
+            out.update({key: top[key] for key in missing})
         out.update({key: _plain(value) for key, value in f.attrs.items()})
     if "probs" in out and not float16_probs:
         out["probs"] = out["probs"].astype(np.float32)

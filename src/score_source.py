@@ -22,7 +22,7 @@ import numpy as np
 
 from src.cache import cached_images, checked_cache, checkpoint_identity, read_cache
 from src.evaluation.measure import binary_labels
-from src.evaluation.scores import anomaly_score, meta_classified_score
+from src.evaluation.scores import SCORE_INPUTS, anomaly_score, meta_classified_score
 from src.external_maps import meta_filtered_score, removed_mask
 from src.identity import label_identities, search_identity
 from src.metaseg.segment_search import save_segments, segment_search
@@ -66,15 +66,13 @@ class CheckpointScores:
         return meta_filter
 
     def frames(self, names=("entropy",)):
-        # the entropy alone needs neither the 19-channel softmax nor the logits
-        fields = ("entropy", "gt_train") if list(names) == ["entropy"] else None
+        # each score reads only its own arrays: the 19-channel softmax is most of a file, and none needs all of it
+        fields = list(dict.fromkeys(["gt_train", *(key for name in names for key in SCORE_INPUTS.get(name, ()))]))
         for i, path in enumerate(self.paths):
             cache = read_cache(path, fields)
             if not cache["has_label"]:
                 continue
-            maps = {name: cache["entropy"] if name == "entropy" else
-                    anomaly_score(name, cache["probs"], cache["max_logit"], self.class_stats, cache.get("logsumexp"))
-                    for name in names}
+            maps = {name: anomaly_score(name, cache, self.class_stats) for name in names}
             yield i, maps, binary_labels(cache["gt_train"], self.dataset.train_id_in, self.dataset.train_id_out)
 
 

@@ -1,8 +1,9 @@
-"""src/cache.py's compression: caches written with gzip by earlier versions still read, new ones use Blosc2."""
+"""src/cache.py's compression: caches written with gzip by earlier versions still read, new ones use Blosc2; what
+the scores read in small form, from the file or from the probs of a cache written before it was stored."""
 import h5py
 import numpy as np
 
-from src.cache import FIELDS, is_current, read_cache, write_cache
+from src.cache import FIELDS, TOP_FIELDS, is_current, read_cache, write_cache
 
 BLOSC2_FILTER_ID = "32026"  # the HDF5 registered filter id of Blosc2
 
@@ -44,3 +45,24 @@ def test_the_segment_search_reads_the_probs_as_stored(tmp_path):
     assert stored["probs"].dtype == np.float16
     np.testing.assert_array_equal(stored["probs"], probs.astype(np.float16))
     np.testing.assert_array_equal(stored["entropy"], read_cache(path)["entropy"])
+
+
+def test_max_prob_and_pred_of_a_cache_are_those_of_its_float16_probs(tmp_path):
+    rng = np.random.default_rng(4)
+    probs = rng.dirichlet(np.full(19, 0.3), (9, 14)).transpose(2, 0, 1).astype(np.float32)
+    probs[:, 0, :3] = 1 / 19  # ties: the first class
+    path = tmp_path / "00000.h5"
+    labels = np.zeros((9, 14), np.uint8)
+    write_cache(path, probs, probs.max(0), labels, labels, {"checkpoint": "x"})  # no logsumexp: an optional field
+    stored = read_cache(path, ("probs",), float16_probs=True)["probs"]
+    for written_with_them in (True, False):
+        with h5py.File(path, "a") as f:
+            assert all(key in f for key in TOP_FIELDS) == written_with_them
+            if written_with_them:  # as a cache written before they were stored
+                for key in TOP_FIELDS:
+                    del f[key]
+        cache = read_cache(path, ("max_prob", "pred", "logsumexp"))
+        assert "logsumexp" not in cache and cache["max_prob"].dtype == np.float16 and cache["pred"].dtype == np.uint8
+        np.testing.assert_array_equal(cache["max_prob"], stored.max(0))
+        np.testing.assert_array_equal(cache["pred"], stored.astype(np.float32).argmax(0))
+        assert (cache["pred"][0, :3] == 0).all()

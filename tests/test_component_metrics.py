@@ -3,6 +3,7 @@ import pytest
 from scipy import ndimage
 
 from src.evaluation.component_metrics import SIOU_THRESHOLDS, ComponentMetrics, image_components
+from tests.protocol_reference import benchmark_instances, benchmark_segment_metrics
 
 TAU = 0.5
 
@@ -211,3 +212,36 @@ def test_bad_labels_raise():
         image_components(score, np.zeros((2, 2), dtype=np.int64), TAU, 1, 1)
     with pytest.raises(ValueError, match="same shape"):
         image_components(score, np.zeros((2, 3), dtype=np.uint8), TAU, 1, 1)
+
+
+def edge_cases():
+    """(score, label, instsize) of frames whose components touch the frame's edges or that have none: the box the
+    components are found in must change nothing."""
+    rng = np.random.default_rng(7)
+    score, label = random_image(rng)
+    corners = np.zeros((12, 15), np.uint8)
+    corners[0, 0] = corners[-1, -1] = corners[0, -3:] = corners[-4:, 0] = 1
+    corner_score = np.zeros((12, 15), np.float32)
+    corner_score[-2:, -5:] = corner_score[0, :2] = 1
+    almost_all_ood = np.ones((12, 15), np.uint8)
+    almost_all_ood[5, 5:7] = 0  # a background of 3 pixels with the void one, predicted OoD, and void itself (below
+    almost_all_ood[0, 0] = 255  # instsize 4) with the benchmark's quirk
+    noise = rng.random((12, 15)).astype(np.float32)
+    noise[5, 5:7] = 1
+    return [(score, label, 3), (corner_score, corners, 1), (corner_score, corners, 2),
+            (np.zeros((12, 15), np.float32), np.zeros((12, 15), np.uint8), 1),
+            (np.zeros((12, 15), np.float32), np.full((12, 15), 255, np.uint8), 1), (noise, almost_all_ood, 4)]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_components_at_the_frame_edges_and_a_tiny_background_equal_the_references(case):
+    score, label, instsize = edge_cases()[case]
+    siou, ppv = image_components(score, label, TAU, 1, instsize)
+    ref_siou, ref_ppv = reference_components(score, label, TAU, 1, instsize)
+    np.testing.assert_allclose(siou, ref_siou, rtol=1e-12)
+    np.testing.assert_allclose(ppv, ref_ppv, rtol=1e-12)
+    # the benchmark's quirk: a background below instsize is void too
+    siou, ppv = image_components(score, label, TAU, 1, instsize, void_small_background=True)
+    ref_siou, ref_ppv = benchmark_segment_metrics(*benchmark_instances(score, label, TAU, 1, instsize))
+    np.testing.assert_allclose(siou, ref_siou, rtol=1e-12)
+    np.testing.assert_allclose(ppv, ref_ppv, rtol=1e-12)

@@ -8,7 +8,7 @@ from sklearn.metrics import auc, average_precision_score, roc_curve
 
 from src.evaluation.component_metrics import ComponentMetrics, SIOU_THRESHOLDS
 from src.evaluation.legacy_argsort import argsort_numpy123
-from src.evaluation.protocols import PROTOCOLS, build_protocol, evaluate_frames
+from src.evaluation.protocols import PROTOCOLS, build_protocol, evaluate_frames, histogram_bins
 from tests.protocol_reference import (meta_ood_reference, smiyc_component_reference, smiyc_frame_reference,
                                       smiyc_pixel_reference)
 
@@ -42,6 +42,40 @@ def test_meta_ood_equals_the_original_bit_for_bit(seed):
     assert result["counts_in"] == counts_in.tolist() and result["counts_out"] == counts_out.tolist()
     assert (result["auroc"], result["ap"], result["fpr95"]) == (auroc, ap, fpr95)
     assert "component" not in result
+
+
+def values_around_the_edges(dtype):
+    """Scores of `dtype` in [0, 1] where a bin could be missed: 0, 1, the smallest subnormal, each edge of the 100
+    bins rounded to `dtype` and the values up to two ulps either side of it; for float16 every value in [0, 1]."""
+    if dtype == np.float16:
+        return np.arange(0x3C01, dtype=np.uint16).view(np.float16)
+    edges = np.linspace(0, 1, 101).astype(dtype)
+    values = [edges, np.array([0, 1, np.finfo(dtype).smallest_subnormal], dtype=dtype)]
+    for direction in (np.inf, -np.inf):
+        step = edges
+        for _ in range(2):
+            step = np.nextafter(step, dtype(direction))
+            values.append(step)
+    values = np.concatenate(values)
+    return values[(values >= 0) & (values <= 1)]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_meta_ood_bins_each_value_where_np_histogram_does(dtype):
+    edges = np.linspace(0, 1, 101)
+    values = values_around_the_edges(dtype)
+    bins = histogram_bins(values, edges)
+    # each value alone through np.histogram: the bin it counts it in
+    expected = np.array([np.flatnonzero(np.histogram(value, bins=edges)[0])[0] for value in values])
+    np.testing.assert_array_equal(bins, expected)
+    assert (np.bincount(bins, minlength=100) == np.histogram(values, bins=edges)[0]).all()
+    assert bins[values == 1].tolist() == [99] * int((values == 1).sum()) and set(bins[values == 0]) == {0}
+    # and through the protocol, the values of both classes in one frame beside void pixels of any score
+    frame = np.concatenate([values, values[::-1], [7.0, -1.0]]).astype(dtype)[None]
+    label = np.repeat(np.array([0, 1, 255], dtype=np.uint8), [len(values), len(values), 2])[None]
+    protocol = build_protocol("meta-ood", 1, 1)
+    protocol.update(frame, label)
+    assert protocol.counts.tolist() == [np.histogram(values, bins=edges)[0].tolist()] * 2
 
 
 def test_meta_ood_hand_case_and_range():
@@ -205,6 +239,25 @@ def test_exact_protocol_is_pixel_and_component_metrics():
     for score, label in frames:
         components.update(score, label)
     assert result["component"]["mean_f1"] == components.compute()["mean_f1"]
+
+
+def test_exact_pixel_metrics_follow_every_update_and_compute_leaves_them_unchanged():
+    frames = random_frames(6)
+    protocol = build_protocol("exact", 5, 3)
+    for score, label in frames[:2]:
+        protocol.update(score, label)
+    first = protocol.compute()
+    for score, label in frames[2:]:
+        protocol.update(score, label)
+    again = evaluate_frames(build_protocol("exact", 5, 3), lambda: frames)
+    assert first["num_in"] < again["num_in"]
+    components = protocol.components()
+    for score, label in frames:
+        components.update(score, label)
+    result = protocol.compute()
+    assert "component" in result and "component" not in protocol.pixel_result()
+    assert result.pop("component") == again.pop("component")
+    np.testing.assert_equal(result, again)
 
 
 def test_bad_frames_are_refused():

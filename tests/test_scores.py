@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from scipy.stats import entropy
 
-from src.evaluation.scores import (ClassStats, anomaly_score, below, max_logit_score, max_softmax_score,
-                                   meta_classified_score, normalized_entropy, standardized_max_logit_score)
+from src.evaluation.scores import (SCORE_INPUTS, ClassStats, anomaly_score, below, max_logit_score, max_softmax_score,
+                                   meta_classified_score, normalized_entropy, softmax_top,
+                                   standardized_max_logit_score)
 
 
 def random_probs(rng, shape=(19, 6, 7), dtype=np.float32):
@@ -36,7 +37,9 @@ def test_normalized_entropy_ends():
 
 def test_softmax_and_logit_scores_by_hand():
     probs = np.array([[[0.7, 0.2]], [[0.3, 0.5]], [[0.0, 0.3]]], dtype=np.float16)  # (3, 1, 2)
-    np.testing.assert_allclose(max_softmax_score(probs), [[0.3, 0.5]], atol=1e-3)
+    max_prob, pred = softmax_top(probs)
+    np.testing.assert_array_equal(pred, [[0, 1]])
+    np.testing.assert_allclose(max_softmax_score(max_prob), [[0.3, 0.5]], atol=1e-3)
     np.testing.assert_array_equal(max_logit_score(np.array([[4.0, -2.5]])), [[-4.0, 2.5]])
 
 
@@ -103,19 +106,71 @@ def test_anomaly_score_dispatches_by_name():
     stats = ClassStats(4)
     stats.update(rng.normal(8, 2, (10, 10)), rng.integers(0, 4, (10, 10)))
     mean, std = stats.mean_std()
+    max_prob, pred = softmax_top(probs)
+    inputs = {"entropy": normalized_entropy(probs), "max_prob": max_prob, "pred": pred, "max_logit": max_logit}
     expected_sml = -(max_logit - mean[probs.argmax(0)]) / std[probs.argmax(0)]
-    np.testing.assert_allclose(anomaly_score("sml", probs, max_logit, stats), expected_sml, rtol=1e-5)
-    np.testing.assert_array_equal(anomaly_score("entropy", probs, max_logit), normalized_entropy(probs))
-    np.testing.assert_array_equal(anomaly_score("max_logit", probs, max_logit), -max_logit.astype(np.float32))
+    np.testing.assert_allclose(anomaly_score("sml", inputs, stats), expected_sml, rtol=1e-5)
+    assert anomaly_score("entropy", inputs) is inputs["entropy"]
+    np.testing.assert_array_equal(anomaly_score("max_softmax", inputs), 1 - probs.max(0))
+    np.testing.assert_array_equal(anomaly_score("max_logit", inputs), -max_logit.astype(np.float32))
     with pytest.raises(ValueError, match="class statistics"):
-        anomaly_score("sml", probs, max_logit)
+        anomaly_score("sml", inputs)
     logits = rng.normal(0, 3, (4, 3, 3))
     lse = np.log(np.exp(logits).sum(0))
-    np.testing.assert_allclose(anomaly_score("energy", probs, max_logit, logsumexp=lse), -lse, rtol=1e-6)
+    np.testing.assert_allclose(anomaly_score("energy", {**inputs, "logsumexp": lse}), -lse, rtol=1e-6)
     with pytest.raises(ValueError, match="logsumexp"):
-        anomaly_score("energy", probs, max_logit)
+        anomaly_score("energy", inputs)
     with pytest.raises(ValueError, match="unknown score"):
-        anomaly_score("free_energy", probs, max_logit)
+        anomaly_score("free_energy", inputs)
+    assert set(SCORE_INPUTS) == {"entropy", "max_softmax", "max_logit", "sml", "energy"}
+
+
+def adversarial_probs(dtype):
+    """(19, 40, 50) probabilities of `dtype` with what could tell two max / argmax apart: ties of two or more
+    classes (the first class among them), all-equal and all-zero pixels, subnormals, ones, and values one ulp
+    apart."""
+    probs = random_probs(np.random.default_rng(4), shape=(19, 40, 50), dtype=dtype)
+    tiny = np.finfo(dtype).smallest_subnormal
+    probs[:, 0, 0] = 0
+    probs[:, 0, 1] = probs[0, 0, 1]
+    probs[[0, 5, 18], 0, 2] = 0.5
+    probs[[3, 4], 0, 3] = 1
+    probs[:, 0, 4] = tiny
+    probs[7, 0, 4] = 2 * tiny
+    probs[[2, 9], 0, 5] = [np.nextafter(dtype(0.25), dtype(0)), dtype(0.25)]
+    probs[[11, 1], 0, 6] = probs[:, 0, 6].max()  # a tie above every other class, the later class first in the list
+    return probs
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_softmax_top_equals_numpy_max_and_argmax_of_the_float32_probs_bit_for_bit(dtype):
+    probs = adversarial_probs(dtype)
+    max_prob, pred = softmax_top(probs)
+    as_float32 = probs.astype(np.float32)
+    assert max_prob.dtype == dtype and pred.dtype == np.uint8
+    assert max_prob.tobytes() == probs.max(0).tobytes()
+    assert np.array_equal(pred, as_float32.argmax(0)) and pred[0, 2] == 0 and pred[0, 3] == 3 and pred[0, 6] == 1
+    # max_softmax as it was computed from the float32 probs: 1 - max in float32, the same bits
+    assert max_softmax_score(max_prob).tobytes() == (1 - as_float32.max(axis=0)).astype(np.float32).tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@pytest.mark.parametrize("odd", [-0.0, -0.5, np.nan, np.inf])
+def test_softmax_top_of_a_map_with_signs_or_non_finite_values_is_numpys(dtype, odd):
+    probs = adversarial_probs(dtype)
+    probs[4, 3, 7] = odd  # bit patterns that no longer sort as the values do
+    probs[:, 3, 8] = 0
+    probs[6, 3, 8] = -0.0  # equal to +0.0: the tie goes to class 0
+    max_prob, pred = softmax_top(probs)
+    assert max_prob.tobytes() == probs.max(0).tobytes()
+    assert np.array_equal(pred, probs.astype(np.float32).argmax(0)) and pred[3, 8] == 0
+
+
+def test_softmax_top_refuses_what_is_no_softmax():
+    with pytest.raises(ValueError, match="float16 or float32"):
+        softmax_top(np.zeros((19, 2, 2), dtype=np.float64))
+    with pytest.raises(ValueError, match="C <= 256"):
+        softmax_top(np.zeros((300, 2, 2), dtype=np.float32))
 
 
 # ---- the pixel score after the meta classifier

@@ -2,7 +2,9 @@
 
 All functions take and return numpy arrays (the inference cache is read with h5py). SML needs the
 class-wise mean and standard deviation of the max logit on in-distribution data, collected by
-`ClassStats` one image at a time.
+`ClassStats` one image at a time. Each score reads only the arrays of the inference cache that
+SCORE_INPUTS names: max_softmax and SML need the largest probability and its class, not the whole
+19-channel softmax (`softmax_top`).
 """
 import math
 
@@ -10,6 +12,9 @@ import numpy as np
 import torch
 
 SCORES = ("entropy", "max_softmax", "max_logit", "sml", "energy")
+# the arrays of the inference cache (src/cache.py) each score is computed from
+SCORE_INPUTS = {"entropy": ("entropy",), "max_softmax": ("max_prob",), "max_logit": ("max_logit",),
+                "sml": ("max_logit", "pred"), "energy": ("logsumexp",)}
 
 
 def normalized_entropy(probs):
@@ -30,9 +35,30 @@ def normalized_entropy_tensor(probs):
     return entropy / math.log(probs.shape[0])
 
 
-def max_softmax_score(probs):
-    """1 - max_c p_c. probs: (C, H, W) float16 or float32. Returns (H, W) float32."""
-    return (1 - _check_probs(probs).max(axis=0)).astype(np.float32)
+def softmax_top(probs):
+    """(max_c p_c, argmax_c p_c) of probs (C, H, W) float16 or float32: (H, W) of probs' dtype and (H, W) uint8
+    (C <= 256), equal to probs.max(0) and probs.argmax(0) (the first class on ties) bit for bit, also to those of
+    probs in float32. Several times faster than numpy's argmax, which copies the array to reduce over its
+    first axis: non-negative finite floats compare as their bit patterns do as unsigned integers."""
+    probs = np.asarray(probs)
+    if probs.ndim != 3 or not 2 <= probs.shape[0] <= 256 or probs.dtype not in (np.float16, np.float32):
+        raise ValueError(f"probs must be (C, H, W) float16 or float32 softmax probabilities with 2 <= C <= 256, got "
+                         f"shape {probs.shape} and dtype {probs.dtype}")
+    bits = probs.view(np.uint16 if probs.dtype == np.float16 else np.uint32)
+    top = bits.max(axis=0)
+    infinity = np.array(np.inf, dtype=probs.dtype).view(bits.dtype)
+    if top.size and top.max() >= infinity:  # a sign bit, an infinity or a NaN somewhere: numpy's own order
+        return probs.max(axis=0), probs.argmax(axis=0).astype(np.uint8)
+    pred = np.zeros(top.shape, dtype=np.uint8)
+    for c in range(len(bits) - 1, -1, -1):  # downwards, so that the first of equal classes is the last written
+        np.copyto(pred, c, where=bits[c] == top)
+    return top.view(probs.dtype), pred
+
+
+def max_softmax_score(max_prob):
+    """1 - max_c p_c, computed in float32. max_prob: (H, W) float16 or float32, the largest probability of each
+    pixel (softmax_top). Returns (H, W) float32."""
+    return 1 - np.asarray(max_prob).astype(np.float32)
 
 
 def max_logit_score(max_logit):
@@ -56,34 +82,38 @@ def standardized_max_logit_score(max_logit, pred, mean, std):
     if pred.shape != np.shape(max_logit):
         raise ValueError(f"pred has shape {pred.shape} but max_logit has {np.shape(max_logit)}; "
                          "pass the predicted class of every pixel")
-    mean = np.asarray(mean, dtype=np.float32)
-    std = np.asarray(std, dtype=np.float32)
-    return ((mean[pred] - np.asarray(max_logit, dtype=np.float32)) / std[pred]).astype(np.float32)
+    pred = pred.astype(np.intp)  # once: numpy converts a smaller index type on every lookup
+    score = np.take(np.asarray(mean, dtype=np.float32), pred)
+    score -= np.asarray(max_logit, dtype=np.float32)
+    score /= np.take(np.asarray(std, dtype=np.float32), pred)
+    return score
 
 
-def anomaly_score(name, probs, max_logit, class_stats=None, logsumexp=None):
+def anomaly_score(name, inputs, class_stats=None):
     """The score `name` (one of SCORES) of one image: (H, W) float32, higher = more anomalous.
 
-    probs: (C, H, W) softmax; max_logit: (H, W); class_stats: a `ClassStats`, needed by "sml" only;
-    logsumexp: (H, W) logsumexp of the logits, needed by "energy" only.
+    inputs: dict of the arrays SCORE_INPUTS[name] names, as src.cache.read_cache gives them: entropy (H, W)
+    float32 normalised entropy (returned as it is), max_prob (H, W) float16 or float32 and pred (H, W) integer
+    (softmax_top of the softmax), max_logit and logsumexp (H, W) float; class_stats: a `ClassStats`, needed by
+    "sml" only.
     """
+    if name not in SCORE_INPUTS:
+        raise ValueError(f"unknown score {name!r}; choose one of {', '.join(SCORES)}")
+    if name == "energy" and inputs.get("logsumexp") is None:
+        raise ValueError("the energy score needs the logsumexp of the logits; rebuild the cache with -prepare")
+    if name == "sml" and class_stats is None:
+        raise ValueError("the sml score needs the class statistics of the max logit (a ClassStats); "
+                         "measure them on Cityscapes train first")
     if name == "entropy":
-        return normalized_entropy(probs)
+        return inputs["entropy"]
     if name == "max_softmax":
-        return max_softmax_score(probs)
+        return max_softmax_score(inputs["max_prob"])
     if name == "max_logit":
-        return max_logit_score(max_logit)
+        return max_logit_score(inputs["max_logit"])
     if name == "energy":
-        if logsumexp is None:
-            raise ValueError("the energy score needs the logsumexp of the logits; rebuild the cache with -prepare")
-        return energy_score(logsumexp)
-    if name == "sml":
-        if class_stats is None:
-            raise ValueError("the sml score needs the class statistics of the max logit (a ClassStats); "
-                             "measure them on Cityscapes train first")
-        mean, std = class_stats.mean_std()
-        return standardized_max_logit_score(max_logit, np.asarray(probs).argmax(axis=0), mean, std)
-    raise ValueError(f"unknown score {name!r}; choose one of {', '.join(SCORES)}")
+        return energy_score(inputs["logsumexp"])
+    mean, std = class_stats.mean_std()
+    return standardized_max_logit_score(inputs["max_logit"], inputs["pred"], mean, std)
 
 
 def meta_classified_score(entropy, removed_mask, threshold):
