@@ -18,6 +18,7 @@ from src import layout
 from src.errors import UserError
 from src.cache import read_cache
 from src.evaluation.measure import binary_labels
+from src.evaluation.pixel_metrics import float_of_key, float_order_keys
 from src.files import load_json
 from src.identity import label_identities
 from src.evaluation.score_maps import check_score_map_shapes, read_score_map, score_map_files
@@ -183,17 +184,12 @@ def _shown(names, limit=5):
 
 
 def _order_keys(values):
-    """uint32 keys of float32 values in the same order as the values (-0.0 and +0.0 alike)."""
-    keys = (np.asarray(values, dtype=np.float32).ravel() + np.float32(0)).view(np.int32)
-    keys = keys ^ ((keys >> 31) & 0x7FFFFFFF)
-    return (keys.astype(np.int64) + 2 ** 31).astype(np.uint32)
+    """uint32 keys of float32 values in the same order as the values (float_order_keys, shifted to unsigned)."""
+    return (float_order_keys(values).astype(np.int64) + 2 ** 31).astype(np.uint32)
 
 
 def _value_of_key(key):
-    signed = int(key) - 2 ** 31
-    if signed < 0:
-        signed ^= 0x7FFFFFFF
-    return float(np.array(signed, dtype=np.int32).view(np.float32))
+    return float(float_of_key(int(key) - 2 ** 31))
 
 
 def score_quantile(maps, q):

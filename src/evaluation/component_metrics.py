@@ -34,6 +34,14 @@ from src.metaseg.score_segments import EIGHT_CONNECTED
 SIOU_THRESHOLDS = np.linspace(0.25, 0.75, 11)  # as the benchmark builds them, so t = 0.5 etc. compare alike
 
 
+def float_scores(score):
+    """`score` as an array, or ValueError when it is not a float array (a score map of ints is a mistake)."""
+    score = np.asarray(score)
+    if score.dtype.kind != "f":
+        raise ValueError(f"score must be a float array, got dtype {score.dtype}")
+    return score
+
+
 def image_components(score, label, tau, segsize, instsize, void_small_background=False):
     """sIoU of every ground-truth component and PPV of every predicted component of one image.
 
@@ -43,10 +51,7 @@ def image_components(score, label, tau, segsize, instsize, void_small_background
     background (everything but OoD components) of fewer than instsize pixels becomes void too.
     Returns (siou (G,) float64, ppv (Q,) float64).
     """
-    score = np.asarray(score)
-    if score.dtype.kind != "f":
-        raise ValueError(f"score must be a float array, got dtype {score.dtype}")
-    return mask_components(np.greater(score, np.float64(tau)), label, segsize, instsize, void_small_background)
+    return mask_components(np.greater(float_scores(score), np.float64(tau)), label, segsize, instsize, void_small_background)
 
 
 def mask_components(predicted, label, segsize, instsize, void_small_background=False):
@@ -118,10 +123,7 @@ class ComponentMetrics:
 
     def predicted(self, score):
         """(H, W) bool: the pixels predicted OoD, score > tau compared in float64."""
-        score = np.asarray(score)
-        if score.dtype.kind != "f":
-            raise ValueError(f"score must be a float array, got dtype {score.dtype}")
-        return np.greater(score, np.float64(self.tau))
+        return np.greater(float_scores(score), np.float64(self.tau))
 
     def update(self, score, label):
         """Add one image. score: (H, W) float; label: (H, W) uint8 (0 / 1 / 255)."""

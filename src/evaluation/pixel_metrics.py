@@ -119,17 +119,30 @@ class PixelMetrics:
         }
 
 
+def float_order_keys(values):
+    """(N,) int32 keys of the float32 `values` (flattened) in the order of the values, -0.0 and +0.0 alike: each
+    float's bits, with the 31 value bits of negative floats flipped so that the int32 order is the float order."""
+    keys = (np.asarray(values, dtype=np.float32).ravel() + np.float32(0)).view(np.int32)
+    keys ^= (keys >> 31) & 0x7FFFFFFF
+    return keys
+
+
+def float_of_key(key):
+    """The float32 value of an int32 order key (`float_order_keys`), as a NumPy float32."""
+    if key < 0:
+        key ^= 0x7FFFFFFF
+    return np.array(key, dtype=np.int32).view(np.float32)[()]
+
+
 def score_bins(scores, bits):
     """Histogram bin of each score: (N,) int32 in [0, 2**bits), monotone non-decreasing in the score.
 
     scores: float array of any shape, no NaN; compared as float32.
     """
-    values = np.asarray(scores, dtype=np.float32).ravel() + np.float32(0)  # -0.0 + 0 = +0.0, one bin for zero
-    if np.isnan(values).any():
+    scores = np.asarray(scores, dtype=np.float32)
+    if np.isnan(scores).any():
         raise ValueError("scores contain NaN; the network output or the score computation is broken")
-    keys = values.view(np.int32)
-    # flipping the 31 value bits of negative floats makes the int32 order equal the float order
-    keys ^= (keys >> 31) & 0x7FFFFFFF
+    keys = float_order_keys(scores)  # -0.0 and +0.0 share one bin
     keys >>= 32 - bits
     keys += 1 << (bits - 1)
     return keys
@@ -140,9 +153,7 @@ def _largest_float_below_bin(index, bits):
     key = ((index - (1 << (bits - 1))) << (32 - bits)) - 1
     if key < -2 ** 31:
         return float("-inf")
-    if key < 0:
-        key ^= 0x7FFFFFFF
-    value = np.array(key, dtype=np.int32).view(np.float32)[()]
+    value = float_of_key(key)
     if np.isnan(value):
         # only NaN bit patterns lie below the bin that holds -inf
         return float("-inf")

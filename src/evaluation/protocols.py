@@ -37,13 +37,14 @@ import numpy as np
 import torch
 from sklearn.metrics import auc, average_precision_score, roc_curve
 
-from src.evaluation.component_metrics import ComponentMetrics
+from src.evaluation.component_metrics import ComponentMetrics, float_scores
 from src.evaluation.legacy_argsort import argsort_numpy123
 from src.evaluation.pixel_metrics import PixelMetrics
 
 PROTOCOLS = ("exact", "meta-ood", "smiyc")
 # the commit of SegmentMeIfYouCan/road-anomaly-benchmark whose numbers `smiyc` gives (its newest, 2023-08-24)
 BENCHMARK_COMMIT = "1c7804e"
+NOT_FINITE = "scores contain NaN or infinity; the benchmark's bins need finite scores"
 
 
 def build_protocol(name, segsize, instsize, stored_dtype=None):
@@ -79,9 +80,7 @@ def _check_frame(score, label):
                          f"{label.shape}")
     if label.dtype != np.uint8:
         raise ValueError(f"label must be uint8 (0 in-distribution, 1 OoD, 255 ignored), got dtype {label.dtype}")
-    if score.dtype.kind != "f":
-        raise ValueError(f"score must be a float array, got dtype {score.dtype}")
-    return score, label
+    return float_scores(score), label
 
 
 class _Protocol:
@@ -247,7 +246,7 @@ def _frame_bins_float16(score, label):
     bits = score.view(np.uint16)
     # every exponent bit set: NaN or infinity; on an ignored pixel it still means a broken map
     if (np.bitwise_and(bits, 0x7C00) == 0x7C00).any():
-        raise ValueError("scores contain NaN or infinity; the benchmark's bins need finite scores")
+        raise ValueError(NOT_FINITE)
     histogram = np.stack([np.bincount(bits[label == c], minlength=1 << 16) for c in (0, 1)])[:, FLOAT16_ORDER]
     cumulative = np.cumsum(histogram, axis=1)
 
@@ -268,7 +267,7 @@ def _frame_bins_sorted(score, label):
     """The same for a float32 or float64 frame, from one sort of each class's values."""
     samples = [np.sort(score[label == c]) for c in (0, 1)]
     if not all(np.isfinite(s[[0, -1]]).all() for s in samples if s.size) or not np.isfinite(score[label == 255]).all():
-        raise ValueError("scores contain NaN or infinity; the benchmark's bins need finite scores")
+        raise ValueError(NOT_FINITE)
     if not any(s.size for s in samples):
         return None
     vmin = min(s[0] for s in samples if s.size)
@@ -409,7 +408,4 @@ class _SmiycComponentMetrics(ComponentMetrics):
     stored = staticmethod(lambda score: score)
 
     def predicted(self, score):
-        score = np.asarray(score)
-        if score.dtype.kind != "f":
-            raise ValueError(f"score must be a float array, got dtype {score.dtype}")
-        return greater_as_numpy123(self.stored(score), self.tau)
+        return greater_as_numpy123(self.stored(float_scores(score)), self.tau)
