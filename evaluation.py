@@ -262,4 +262,5 @@ def main(cfg):
 
 
 if __name__ == "__main__":
-    run_script(main, config.parse_config(GROUPS, get_args_parser().parse_args()))
+    # parsed inside run_script: a refused combination of flags is one line too
+    run_script(lambda args: main(config.parse_config(GROUPS, args)), get_args_parser().parse_args())

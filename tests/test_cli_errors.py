@@ -687,3 +687,13 @@ def test_the_oodmc_eval_subset_is_checked_for_svm_alone(prepared_world, tiny_che
     result = run_cli("meta_classification.py", *stage_args(prepared_world, tmp_path / "io", tiny_checkpoints[1],
                                                            "-SVM"))
     assert_refused(result, "meta_classification.py", "-SVM", "--SVM_eval_subsize", "only 3")
+
+
+@pytest.mark.parametrize("script", ["meta_classification.py", "evaluation.py"])
+def test_the_entropy_threshold_given_for_score_maps_is_refused_in_one_line(prepared_world, tiny_checkpoints, tmp_path,
+                                                                           script):
+    # one name per meaning: -threshold is the checkpoint's entropy threshold; maps take --score_threshold
+    args = stage_args(prepared_world, tmp_path / "io", tiny_checkpoints[1], "--scores_from", tmp_path / "maps",
+                      "-threshold", "0.5")
+    assert_refused(run_cli(script, *args), script, "-threshold 0.5", "--score_threshold")
+    assert not (tmp_path / "io").exists()
