@@ -45,6 +45,16 @@ def frame_shape(dataset, i):
         return image.height, image.width
 
 
+def _search_map(job):
+    score_file, dataset, i, cache_file, out_file, threshold, ood_index = job
+    score = read_score_map(score_file)
+    gt_train = frame_train_ids(dataset, i)  # the dataset's own label rule (testNoKnown remaps the label ids)
+    probs = None if cache_file is None else read_cache(cache_file, ("probs",), float16_probs=True)["probs"]
+    result = search_frame(score, gt_train, threshold, ood_index, probs=probs)
+    result["score_min"] = np.float32(score.min())  # the lowest score, the meta filter's floor
+    save_segments(out_file, result)
+
+
 class ExternalMaps:
     """The score maps of `directory` for every frame of `dataset` as a score source (src/score_source.py),
     checked once: every frame has a file, and every file a `value` of its frame's shape (else one UserError
@@ -88,9 +98,11 @@ class ExternalMaps:
                 yield i, {"score": self.stored_score(i)}, binary_labels(gt_train, self.dataset.train_id_in,
                                                                         self.dataset.train_id_out)
 
+    search = staticmethod(_search_map)
+
     def search_job(self, i, out_file, threshold):
         cache_file = None if self.softmax_cache is None else self.softmax_cache[i]
-        return _search_map, (self.paths[i], self.dataset, i, cache_file, out_file, threshold, self.dataset.train_id_out)
+        return self.paths[i], self.dataset, i, cache_file, out_file, threshold, self.dataset.train_id_out
 
     def meta_filter(self, results, removed, threshold, reach):
         """The maps after the meta classifier (`meta_filtered_score`): removed pixels move below the threshold,
@@ -239,16 +251,6 @@ def search_frame(score, gt_train, threshold, ood_index, ignore_index=255, probs=
     return {"metrics": {k: np.asarray(v).tolist() for k, v in metrics.items()},
             "gt_metrics": {k: v.tolist() for k, v in gt_metrics.items()},
             "components": components, "gt_components": gt_components}
-
-
-def _search_map(job):
-    score_file, dataset, i, cache_file, out_file, threshold, ood_index = job
-    score = read_score_map(score_file)
-    gt_train = frame_train_ids(dataset, i)  # the dataset's own label rule (testNoKnown remaps the label ids)
-    probs = None if cache_file is None else read_cache(cache_file, ("probs",), float16_probs=True)["probs"]
-    result = search_frame(score, gt_train, threshold, ood_index, probs=probs)
-    result["score_min"] = np.float32(score.min())  # the lowest score, the meta filter's floor
-    save_segments(out_file, result)
 
 
 def removed_mask(components, removed):

@@ -8,9 +8,8 @@ score maps (src.external_maps.ExternalMaps, --scores_from), over the frames 0..n
     source.score(i)              (H, W) float32 score map of frame i (higher: more anomalous)
     source.void(i)               (H, W) bool pixels the segment search leaves out (all of an unlabelled frame)
     source.identity()            what its segment search is made from (a search of other inputs is refused)
-    source.search_job(i, out_file, threshold)
-                                 (function, job): function(job) searches frame i's segments into out_file,
-                                 in a worker process
+    source.search, source.search_job(i, out_file, threshold)
+                                 search(job) searches frame i's segments into out_file, in a worker process
     source.meta_filter(results, removed, threshold, reach)
                                  function (i, score) -> the map after the meta classifier removed `removed`
     source.frames(names)         (i, {name: map}, label) of every labelled frame, label (H, W) uint8 0 / 1 / 255:
@@ -26,6 +25,13 @@ from src.evaluation.scores import SCORE_INPUTS, anomaly_score, meta_classified_s
 from src.external_maps import meta_filtered_score, removed_mask
 from src.identity import label_identities, search_identity
 from src.metaseg.segment_search import save_segments, segment_search
+
+
+def _search_cached(job):
+    cache_file, out_file, threshold, ood_index = job
+    c = read_cache(cache_file, ("probs", "entropy", "gt_train", "gt_label"), float16_probs=True)
+    save_segments(out_file, segment_search(c["probs"], c["gt_train"], c["gt_label"], threshold, ood_index,
+                                           c["entropy"]))
 
 
 class CheckpointScores:
@@ -52,8 +58,10 @@ class CheckpointScores:
         return search_identity(checkpoint_identity(self.checkpoint), label_identities(self.dataset),
                                cached_images(self.paths))
 
+    search = staticmethod(_search_cached)
+
     def search_job(self, i, out_file, threshold):
-        return _search_cached, (self.paths[i], out_file, threshold, self.dataset.train_id_out)
+        return self.paths[i], out_file, threshold, self.dataset.train_id_out
 
     def meta_filter(self, results, removed, threshold, reach):
         """With reach 0 each removed pixel gets t x entropy (`meta_classified_score`, the paper row's rule); above
@@ -82,10 +90,3 @@ def checked_scores(cache_dir, dataset, checkpoint, make_command, class_stats=Non
     files = checked_cache(cache_dir, len(dataset), checkpoint_identity(checkpoint), make_command,
                           label_identities(dataset), dataset.images)
     return CheckpointScores(files, dataset, checkpoint, class_stats)
-
-
-def _search_cached(job):
-    cache_file, out_file, threshold, ood_index = job
-    c = read_cache(cache_file, ("probs", "entropy", "gt_train", "gt_label"), float16_probs=True)
-    save_segments(out_file, segment_search(c["probs"], c["gt_train"], c["gt_label"], threshold, ood_index,
-                                           c["entropy"]))

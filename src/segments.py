@@ -33,10 +33,8 @@ def search_segments(source, out_dir, threshold, record, workers, ctx, note=""):
               f"searched in {out_dir}")
         save_json({**record, "threshold": threshold, "num_images": len(source)}, layout.segments_record(out_dir))
     jobs = [source.search_job(i, segments_path(out_dir, i), threshold) for i in distributed.shard_listed(todo, ctx)]
-    if jobs:
-        function = jobs[0][0]
-        run_jobs(function, [job for _, job in jobs], workers, dict(desc="segment search", unit="frame",
-                                                                    disable=not ctx.is_main))
+    if jobs:  # no pool of workers for nothing
+        run_jobs(source.search, jobs, workers, dict(desc="segment search", unit="frame", disable=not ctx.is_main))
     distributed.barrier(ctx)
 
 
