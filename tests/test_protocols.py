@@ -146,6 +146,28 @@ def test_smiyc_frame_bins_equal_the_benchmarks(dtype):
         assert np.array_equal(protocol.tp_rel[0], tp_rel) and np.array_equal(protocol.fp_rel[0], fp_rel)
 
 
+@pytest.mark.parametrize("case", ["one cell", "edges between a row's values"])
+def test_smiyc_float32_cells_give_the_benchmarks_bins(case):
+    # float32 frames are binned from a histogram of cells and a sort of the cells that hold wanted values:
+    # values that differ only in their last bits share a cell; the in-distribution quantiles, interpolated
+    # between 500 levels, fall into cells that hold only OoD values, which must be counted too
+    rng = np.random.default_rng(7)
+    if case == "one cell":
+        score = np.float32(0.5) + rng.integers(-40, 40, (30, 40)) * np.finfo(np.float32).eps
+        label = (rng.random((30, 40)) < 0.4).astype(np.uint8)
+    else:
+        label = np.ones((60, 100), np.uint8)
+        label[:10] = 0
+        score = rng.uniform(0.2, 0.8, (60, 100))
+        score[:10] = np.repeat(rng.uniform(0.2, 0.8, 500), 2).reshape(10, 100)
+    score = score.astype(np.float32)
+    protocol = build_protocol("smiyc", 1, 1)
+    protocol.update(score, label)
+    thresholds, tp_rel, fp_rel, _, _ = smiyc_frame_reference(score, label)
+    assert np.array_equal(protocol.thresholds[0], thresholds)
+    assert np.array_equal(protocol.tp_rel[0], tp_rel) and np.array_equal(protocol.fp_rel[0], fp_rel)
+
+
 @pytest.mark.parametrize("dtype", [np.float16, np.float32])
 def test_smiyc_orders_every_kind_of_float_and_refuses_nan_and_infinity(dtype):
     # the histograms of float16 bit patterns and of float32 key buckets must sort negatives, -0.0 / +0.0,

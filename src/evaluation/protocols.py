@@ -39,7 +39,7 @@ from sklearn.metrics import auc, average_precision_score, roc_curve
 
 from src.evaluation.component_metrics import ComponentMetrics, float_scores
 from src.evaluation.legacy_argsort import argsort_numpy123
-from src.evaluation.pixel_metrics import PixelMetrics
+from src.evaluation.pixel_metrics import PixelMetrics, float_order_keys
 
 PROTOCOLS = ("exact", "meta-ood", "smiyc")
 # the commit of SegmentMeIfYouCan/road-anomaly-benchmark whose numbers `smiyc` gives (its newest, 2023-08-24)
@@ -222,17 +222,23 @@ FLOAT16_VALUES = FLOAT16_ORDER.astype(np.uint16).view(np.float16).astype(np.floa
 NUM_FLOAT16_NAN = int(np.isnan(FLOAT16_VALUES).sum())
 
 
-def _quantiles(sorted_at, count, num, dtype):
-    """np.quantile(sample, np.linspace(0, 1, num)) (method 'linear') of a sample of `count` values of `dtype`, as
-    numpy 1.23 computes it: the neighbours' difference in the sample's dtype, weighted in float64.
-    sorted_at(positions) gives the sorted sample's values at 0-based positions: float64 array. Returns float64."""
+def _quantile_positions(count, num):
+    """(lower, upper, gamma) of np.quantile(sample, np.linspace(0, 1, num)) (method 'linear') of a sample of
+    `count` values as numpy 1.23 computes them: the 0-based positions of the two neighbours in the sorted sample
+    (int64) and the weight of the upper one (float64)."""
     virtual = (count - 1) * np.linspace(0, 1, num)
     previous = np.floor(virtual)
     above = virtual >= count - 1
     lower = np.where(above, count - 1, previous).astype(np.int64)
     upper = np.where(above, count - 1, previous + 1).astype(np.int64)
     gamma = virtual - np.where(above, -1, previous)  # numpy's previous index is -1 there; a == b makes it moot
-    a, b = sorted_at(lower).astype(dtype), sorted_at(upper).astype(dtype)
+    return lower, upper, gamma
+
+
+def _interpolated(a, b, gamma, dtype):
+    """numpy 1.23's quantile between the neighbours a and b (float64 arrays of values of `dtype`): their
+    difference in the sample's dtype, weighted in float64. Returns float64."""
+    a, b = a.astype(dtype), b.astype(dtype)
     diff = (b - a).astype(np.float64)  # rounded in the sample's dtype, as numpy subtracts the neighbours
     result = a + diff * gamma
     high = gamma >= 0.5
@@ -240,40 +246,109 @@ def _quantiles(sorted_at, count, num, dtype):
     return result
 
 
+# Each _frame_bins_* function reads one frame and returns None when no pixel lies outside the void, else
+# (counts, values_at, below) for the rows 0 (in-distribution) and 1 (OoD): counts, the pixels of each row;
+# values_at(positions), for a pair of int arrays of 0-based positions in each row's sorted sample, the pair of
+# float64 arrays of the values there; below(edges), for float64 edges, the (2, E) counts of each row's values
+# below each edge (compared in float64).
+
 def _frame_bins_float16(score, label):
-    """(vmin, vmax, sorted_at per class, counts_below per class, counts) of a float16 frame from one histogram
-    of its 65536 bit patterns per class: the sorted sample without a sort. Rows: 0 in-distribution, 1 OoD."""
+    """A float16 frame, from one histogram of its 65536 bit patterns per row: the sorted sample without a sort."""
     bits = score.view(np.uint16)
     # every exponent bit set: NaN or infinity; on an ignored pixel it still means a broken map
     if (np.bitwise_and(bits, 0x7C00) == 0x7C00).any():
         raise ValueError(NOT_FINITE)
     histogram = np.stack([np.bincount(bits[label == c], minlength=1 << 16) for c in (0, 1)])[:, FLOAT16_ORDER]
     cumulative = np.cumsum(histogram, axis=1)
-
-    def sorted_at(row):
-        return lambda positions: FLOAT16_VALUES[np.searchsorted(cumulative[row], positions, side="right")]
-
-    def below(row):  # how many values of the class lie below each float64 edge
-        return lambda edges: np.concatenate([[0], cumulative[row]])[np.searchsorted(FLOAT16_VALUES, edges)]
-
-    present = np.flatnonzero(histogram[0] + histogram[1])
-    if not present.size:
+    if not cumulative[:, -1].any():
         return None
-    return (FLOAT16_VALUES[present[0]], FLOAT16_VALUES[present[-1]], [sorted_at(0), sorted_at(1)],
-            [below(0), below(1)], [int(cumulative[0, -1]), int(cumulative[1, -1])])
+
+    def values_at(positions):
+        return [FLOAT16_VALUES[np.searchsorted(cumulative[c], positions[c], side="right")] for c in (0, 1)]
+
+    def below(edges):
+        return np.pad(cumulative, ((0, 0), (1, 0)))[:, np.searchsorted(FLOAT16_VALUES, edges)]
+
+    return [int(n) for n in cumulative[:, -1]], values_at, below
 
 
 def _frame_bins_sorted(score, label):
-    """The same for a float32 or float64 frame, from one sort of each class's values."""
+    """A float64 frame, from one sort of each row's values."""
     samples = [np.sort(score[label == c]) for c in (0, 1)]
     if not all(np.isfinite(s[[0, -1]]).all() for s in samples if s.size) or not np.isfinite(score[label == 255]).all():
         raise ValueError(NOT_FINITE)
     if not any(s.size for s in samples):
         return None
-    vmin = min(s[0] for s in samples if s.size)
-    vmax = max(s[-1] for s in samples if s.size)
-    return (float(vmin), float(vmax), [lambda p, s=s: s[p].astype(np.float64) for s in samples],
-            [lambda edges, s=s: np.searchsorted(s, edges) for s in samples], [s.size for s in samples])
+    return ([s.size for s in samples], lambda positions: [s[p].astype(np.float64) for s, p in zip(samples, positions)],
+            lambda edges: np.stack([np.searchsorted(s, edges) for s in samples]))
+
+
+CELL_BITS = 19  # the top bits of a float32's order key that name its cell: 1/1024 of a power of two wide
+
+
+def _frame_bins_float32(score, label):
+    """A float32 frame, without sorting it: a histogram of each pixel's cell (its row and the top CELL_BITS
+    bits of its order key, `float_order_keys`), then a sort of only the pixels in the cells that hold a wanted
+    position or edge, by their remaining bits. Cells are numbered row * 2**CELL_BITS + top bits + 2**(CELL_BITS
+    - 1), so that `cumulative` counts the pixels of the rows 0 and 1 in the order of their values."""
+    if not np.isfinite(score).all():
+        raise ValueError(NOT_FINITE)
+    low_bits = 32 - CELL_BITS
+    keys = float_order_keys(score)
+    cells = np.minimum(label.ravel(), 2).astype(np.int32)  # the row: 0 in-distribution, 1 OoD, 2 ignored
+    cells <<= CELL_BITS
+    cells += keys >> low_bits
+    cells += 1 << (CELL_BITS - 1)
+    histogram = np.bincount(cells, minlength=3 << CELL_BITS)[:2 << CELL_BITS]
+    cumulative = np.cumsum(histogram)
+    counts = [int(cumulative[(1 << CELL_BITS) - 1]), int(cumulative[-1] - cumulative[(1 << CELL_BITS) - 1])]
+    if not any(counts):
+        return None
+    row_start = [0, counts[0]]
+    # the gathered pixels as (cell << low_bits) | their low bits, ascending; a cell is gathered whole or not at all
+    gathered = np.zeros(0, np.int64)
+    is_gathered = np.zeros(3 << CELL_BITS, bool)
+
+    def gather(wanted):
+        nonlocal gathered
+        wanted = np.unique(wanted[~is_gathered[wanted] & (histogram[wanted] > 0)])
+        if not wanted.size:
+            return
+        taken = np.zeros(3 << CELL_BITS, bool)
+        taken[wanted] = True
+        taken = taken[cells]
+        more = cells[taken].astype(np.int64) << low_bits
+        more |= keys[taken] & ((1 << low_bits) - 1)
+        gathered = np.sort(np.concatenate([gathered, more]))
+        is_gathered[wanted] = True
+
+    def values_at(positions):
+        at = [np.searchsorted(cumulative, p + start, side="right") for p, start in zip(positions, row_start)]
+        # the same cells of the other row too: the edges, mostly these values, are counted in both rows
+        gather(np.concatenate([cell ^ (1 << CELL_BITS) for cell in at] + at))
+        result = []
+        for p, start, cell in zip(positions, row_start, at):
+            rank = p + start - (cumulative[cell] - histogram[cell])
+            entry = gathered[np.searchsorted(gathered, cell.astype(np.int64) << low_bits) + rank]
+            top = (entry >> low_bits) % (1 << CELL_BITS) - (1 << (CELL_BITS - 1))
+            key = (top << low_bits | entry % (1 << low_bits)).astype(np.int32)
+            key ^= (key >> 31) & 0x7FFFFFFF  # the order key's flip undone
+            result.append(key.view(np.float32).astype(np.float64))
+        return result
+
+    def below(edges):
+        # a float32 lies below a float64 edge when it lies below the smallest float32 at or above the edge
+        with np.errstate(over="ignore"):
+            ceiling = edges.astype(np.float32)
+        ceiling[ceiling < edges] = np.nextafter(ceiling[ceiling < edges], np.float32(np.inf))
+        key = float_order_keys(ceiling).astype(np.int64)
+        at = [(row << CELL_BITS) + (key >> low_bits) + (1 << (CELL_BITS - 1)) for row in (0, 1)]
+        gather(np.concatenate(at))
+        return np.stack([cumulative[cell] - histogram[cell] - start
+                         + np.searchsorted(gathered, (cell << low_bits) | (key % (1 << low_bits)))
+                         - np.searchsorted(gathered, cell << low_bits) for cell, start in zip(at, row_start)])
+
+    return counts, values_at, below
 
 
 def greater_as_numpy123(score, tau):
@@ -310,12 +385,19 @@ class SmiycProtocol(_Protocol):
     def update(self, score, label):
         score, label = _check_frame(score, label)
         score = self.stored(score)
-        bins = (_frame_bins_float16(score, label) if score.dtype == np.float16
-                else _frame_bins_sorted(score, label))
+        bins = {np.dtype(np.float16): _frame_bins_float16,
+                np.dtype(np.float32): _frame_bins_float32}.get(score.dtype, _frame_bins_sorted)(score, label)
         if bins is None:  # no pixel outside the void: the benchmark stops on it (np.min of nothing), we skip it
             self.num_empty += 1
             return
-        vmin, vmax, sorted_at, below, counts = bins
+        counts, values_at, below = bins
+        # per row: its smallest and largest value, then the neighbours of its quantiles, looked up at once
+        quantiles = [_quantile_positions(n, min(self.num_bins // 2, n)) if n else (np.zeros(0, np.int64),) * 3
+                     for n in counts]
+        values = values_at([np.concatenate([[0, max(n - 1, 0)], lower, upper]) if n else np.zeros(0, np.int64)
+                            for n, (lower, upper, _) in zip(counts, quantiles)])
+        vmin = min(v[0] for v in values if v.size)
+        vmax = max(v[1] for v in values if v.size)
         # the outer edges: vmax - vmin in the map's dtype (it may overflow), the margin in float64
         with np.errstate(over="ignore"):
             vrange = float(score.dtype.type(vmax) - score.dtype.type(vmin))
@@ -323,11 +405,13 @@ class SmiycProtocol(_Protocol):
         edges = [np.array([vmin - eps, vmax + eps])]
         for c in (1, 0):  # the benchmark concatenates the OoD quantiles first
             if counts[c]:
-                edges.append(_quantiles(sorted_at[c], counts[c], min(self.num_bins // 2, counts[c]), score.dtype))
+                lower, upper, gamma = quantiles[c]
+                edges.append(_interpolated(values[c][2:2 + lower.size], values[c][2 + lower.size:], gamma,
+                                           score.dtype))
         edges = np.unique(np.concatenate(edges))
         # np.histogram with these edges: bin k holds edges[k] <= value < edges[k + 1] (compared in float64);
         # the last edge lies above every value
-        per_class = [np.diff(below[c](edges)) for c in (0, 1)]
+        per_class = np.diff(below(edges), axis=1)
         # the benchmark walks each frame's bins from the highest down; a bin's threshold is its lower edge
         self.thresholds.append(edges[:-1][::-1])
         self.fp_rel.append(per_class[0][::-1])
