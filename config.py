@@ -325,9 +325,10 @@ def layout_of(argv):
     return layout(parse_config(META_GROUPS, build_parser("", META_GROUPS).parse_known_args(argv)[0]))
 
 
-def external_command(cfg, stage):
-    """The command line that runs `stage` of meta_classification.py on the --scores_from maps of this config."""
-    return meta_command(cfg, stage)
+def source_command(cfg, epoch, stage):
+    """The command line that runs `stage` of meta_classification.py on the score source of this config: its
+    --scores_from maps, else the cache of checkpoint `epoch`."""
+    return meta_command(cfg, stage) if cfg.scores.scores_from else stage_command(cfg, epoch, stage)
 
 
 def stage_command(cfg, epoch, stage):

@@ -26,11 +26,9 @@ from src.evaluation.report import (META_ROW, earlier_rows, file_measured, merge_
 from src.evaluation.score_maps import export_score_maps
 from src.evaluation.scores import SCORES
 from src.evaluation.segment_errors import count_segment_errors
-from src.evaluation.sml_stats import load_sml_stats, measure_sml_stats
-from src.external_maps import ExternalMaps, load_external_segments
-from src.files import load_json
+from src.evaluation.sml_stats import measure_sml_stats
+from src.external_maps import ExternalMaps
 from src.identity import files_identity
-from src.metaseg.segment_search import load_all_segments
 from src.model import load_model
 from src.oodmc.pipeline import evaluate_svm
 from src.runtime import use_amp
@@ -48,12 +46,6 @@ def get_args_parser():
     return config.build_parser(__doc__, GROUPS, LEAVE_OUT)
 
 
-def checkpoint_scores(cfg, dataset, epoch, class_stats=None):
-    """The checked inference cache of checkpoint `epoch` as a score source (src/score_source.py)."""
-    return checked_scores(config.layout(cfg).cache_dir(epoch), dataset, config.layout(cfg).evaluated_checkpoint(epoch),
-                          config.stage_command(cfg, epoch, "-prepare"), class_stats)
-
-
 def segments_dir(cfg, epoch):
     out = config.layout(cfg)
     return out.external_segments_dir() if cfg.scores.scores_from else out.segments_dir(epoch)
@@ -69,29 +61,24 @@ def row_identity(cfg, source):
 def segments_of(cfg, source, epoch, with_meta):
     """(segments.json record, segment results, segments the meta classifier removes per frame) of `source`; None
     for what has not been made: the checkpoint's segments are required (with -segment), the maps' are optional."""
-    if cfg.scores.scores_from:
-        out_dir, hint = segments_dir(cfg, epoch), config.external_command
-        if not os.path.isfile(layout.segments_record(out_dir)):
-            print(f"No segment rows: the maps' segments are not searched; search them and train the meta classifier "
-                  f"with {hint(cfg, '-segment -removal')}")
-            return None, None, None
-        record, results = load_external_segments(out_dir, source, hint(cfg, "-segment"))
-        if not os.path.isfile(layout.meta_classifier_file(out_dir)):
-            print(f"No '+ meta classifier' row: train it with {hint(cfg, '-removal')}")
-            return record, results, None
-    else:
-        out_dir = segments_dir(cfg, epoch)
-        results = load_all_segments(out_dir, len(source), source.identity(), config.stage_command(cfg, epoch, "-segment"))
-        record = {"threshold": cfg.evalset.entropy_threshold}
-        if not with_meta:
-            return record, results, None
-        if not any(len(r["metrics"]["iou0"]) for r in results):
-            print(f"No '+ meta classifier' row: no OoD segments were found at -threshold {record['threshold']}, "
-                  "so there is nothing for it to remove")
-            return record, results, None
-    removal = config.external_command(cfg, "-removal") if cfg.scores.scores_from else \
-        config.stage_command(cfg, epoch, "-removal")
-    return record, results, load_removed(out_dir, results, removal)
+    out_dir, hint = segments_dir(cfg, epoch), lambda stage: config.source_command(cfg, epoch, stage)
+    if cfg.scores.scores_from and not os.path.isfile(layout.segments_record(out_dir)):
+        print(f"No segment rows: the maps' segments are not searched; search them and train the meta classifier "
+              f"with {hint('-segment -removal')}")
+        return None, None, None
+    record, results = source.searched(out_dir, hint("-segment"))
+    record.setdefault("threshold", cfg.evalset.entropy_threshold)  # a checkpoint's segments.json of before 2026-12
+    if not with_meta:
+        return record, results, None
+    if cfg.scores.scores_from and not os.path.isfile(layout.meta_classifier_file(out_dir)):
+        print(f"No '+ meta classifier' row: train it with {hint('-removal')}")
+        return record, results, None
+    if not any(len(r["metrics"]["iou0"]) for r in results):
+        at = "the maps' threshold" if cfg.scores.scores_from else "-threshold"
+        print(f"No '+ meta classifier' row: no OoD segments were found at {at} {record['threshold']}, so there is "
+              "nothing for it to remove")
+        return record, results, None
+    return record, results, load_removed(out_dir, results, hint("-removal"))
 
 
 def pixel_scores(cfg, source, epoch, name):
@@ -116,8 +103,8 @@ def pixel_scores(cfg, source, epoch, name):
 
 def evaluate_source(cfg, source, epoch, name, row, with_meta=True):
     """The results rows of one score source: `name` ({**row, "identity", "segments", per protocol "pixel" and
-    "component", "component_at_t"}) and, when the meta classifier has run, "+ meta classifier"; and (segment
-    results, removed segments) for the overlays."""
+    "component", "component_at_t"}) and, when the meta classifier has run, "+ meta classifier"; and its segments
+    (segments.json record, segment results, removed segments), for the overlays and the report."""
     rows = {name: {**row, "identity": row_identity(cfg, source)}}
     with_segments = cfg.stages.segment_eval or with_meta
     record, results, removed = segments_of(cfg, source, epoch, with_meta) if with_segments else (None, None, None)
@@ -139,7 +126,7 @@ def evaluate_source(cfg, source, epoch, name, row, with_meta=True):
         measured = measure(source, scores, selected_protocols(cfg), *sizes, filtered, at_t, desc=f"metrics, {name}")
         file_measured(rows, name, measured, scores, source.score_name,
                       "score" if cfg.scores.scores_from else "entropy+meta", at_t)
-    return rows, results, removed
+    return rows, (record, results, removed)
 
 
 def selected_protocols(cfg):
@@ -152,7 +139,8 @@ def evaluate_oodmc(cfg, ctx, dataset, epoch):
     out = config.layout(cfg)
     report = evaluate_svm(lambda: load_model(cfg.model.MODEL, out.evaluated_checkpoint(epoch), ctx.device,
                                              config.NUM_CLASSES),
-                          ctx, dataset, checkpoint_scores(cfg, dataset, epoch).paths, use_amp(cfg.run.amp, ctx.device),
+                          ctx, dataset, checked_scores(out, dataset, epoch, config.stage_command(cfg, epoch, "-prepare")).paths,
+                          use_amp(cfg.run.amp, ctx.device),
                           out.svm_file(epoch), out.oodmc_scores_dir(epoch), config.stage_command(cfg, epoch, "-moment -SVM"))
     if report is None:
         return
@@ -205,17 +193,15 @@ def main(cfg):
         values = source.check_values() if cfg.stages.pixel_eval or cfg.stages.export_smiyc else None
         row = {"scores_from": os.path.realpath(cfg.scores.scores_from)}
     else:
-        checkpoint = out.evaluated_checkpoint(epoch)
-        source = checkpoint_scores(cfg, dataset, epoch, load_sml_stats(checkpoint)) if evaluating or \
+        source = checked_scores(out, dataset, epoch, config.stage_command(cfg, epoch, "-prepare")) if evaluating or \
             cfg.stages.export_smiyc else None
-        row, values = {"checkpoint": checkpoint}, None
+        row, values = {"checkpoint": out.evaluated_checkpoint(epoch)}, None
     if cfg.stages.export_smiyc:
         meta_filter = None
         if external or cfg.stages.export_meta:
             record, results, removed = segments_of(cfg, source, epoch, with_meta=True)
             if removed is None:
-                remedy = config.external_command(cfg, "-segment -removal") if external else \
-                    config.stage_command(cfg, epoch, "-prepare -segment -removal")
+                remedy = config.source_command(cfg, epoch, "-segment -removal" if external else "-prepare -segment -removal")
                 raise UserError(f"--export_smiyc {'with --scores_from' if external else '--export_meta'} writes the maps "
                                 f"after the meta classifier, which has not run (or found no segment); run {remedy}")
             meta_filter = source.meta_filter(results, removed, record["threshold"], cfg.stages.removal_reach)
@@ -225,25 +211,24 @@ def main(cfg):
 
     rows = {}
     if external:
-        evaluated, results, removed = evaluate_source(cfg, source, epoch, "external", row)
+        evaluated, (record, results, removed) = evaluate_source(cfg, source, epoch, "external", row)
     else:
         if epoch != 0:
             if os.path.isfile(cache_path(out.cache_dir(0), 0)):
-                baseline = checkpoint_scores(cfg, dataset, 0, load_sml_stats(out.evaluated_checkpoint(0)))
+                baseline = checked_scores(out, dataset, 0, config.stage_command(cfg, 0, "-prepare"))
                 rows.update(evaluate_source(cfg, baseline, 0, "baseline", {"checkpoint": baseline.checkpoint},
                                             with_meta=False)[0])
             else:
                 print(f"No baseline row: its cache is missing; make it with {config.stage_command(cfg, 0, '-prepare -segment')}")
         run_row = "baseline" if epoch == 0 else f"{cfg.model.optim_target} training (epoch {epoch})"
-        evaluated, results, removed = evaluate_source(cfg, source, epoch, run_row, row,
-                                                      with_meta=cfg.stages.segment_eval)
+        evaluated, (record, results, removed) = evaluate_source(cfg, source, epoch, run_row, row,
+                                                                with_meta=cfg.stages.segment_eval)
     rows = merge_rows(earlier, {**rows, **evaluated})
     protocols = protocols_in(rows, PROTOCOLS) or selected_protocols(cfg)
     report = {"valset": name, "num_images": len(dataset), **frames_scored, **({"scores_from": row["scores_from"]} if external else {}),
               "protocol": cfg.stages.protocol, "protocols": protocols, "rows": rows, "config": cfg.to_dict()}
     if external and results is not None:
-        report["families"] = load_json(layout.segments_record(segments_dir(cfg, epoch)),
-                                       f"search again with {config.external_command(cfg, '-segment')}")["families"]
+        report["families"] = record["families"]
     score, meta_score = ("score", "score") if external else ("entropy", "entropy+meta")
     table = results_table(rows, protocols, score=score, meta_score=meta_score)
     what = f"score maps of {row['scores_from']} at {out.scores_setting()}" if external else out.run_name(epoch)

@@ -14,9 +14,8 @@ from src.cache import cache_path, cached_images, checkpoint_identity, is_current
 from src.checks import check_labels, check_not_input, check_output_dir
 from src.dataset import build_valset
 from src.errors import UserError, run_script
-from src.external_maps import ExternalMaps, check_search_values, load_external_segments, score_quantile
+from src.external_maps import ExternalMaps, check_search_values, score_quantile
 from src.identity import label_identities
-from src.metaseg.segment_search import load_all_segments
 from src.model import infer_dataset, load_model
 from src.oodmc import pipeline as oodmc
 from src.oodmc.svm import split_images
@@ -30,12 +29,6 @@ GROUPS = {"paths": config.Paths, "run": config.Run, "model": config.Model, "eval
 
 def get_args_parser():
     return config.build_parser(__doc__, GROUPS)
-
-
-def checkpoint_scores(cfg, dataset, epoch):
-    """The checked inference cache of checkpoint `epoch` as a score source (src/score_source.py)."""
-    return checked_scores(config.layout(cfg).cache_dir(epoch), dataset, config.layout(cfg).evaluated_checkpoint(epoch),
-                          config.stage_command(cfg, epoch, "-prepare"))
 
 
 def prepare(cfg, ctx, dataset, epoch):
@@ -76,7 +69,7 @@ def softmax_cache(cfg, dataset, epoch):
         print(f"-segment: no inference cache in {cache_dir}, so the segments get the metrics of the score map alone "
               f"(make it with {config.stage_command(cfg, epoch, '-prepare')} to add the softmax's MetaSeg metrics)")
         return None
-    return checkpoint_scores(cfg, dataset, epoch).paths
+    return checked_scores(config.layout(cfg), dataset, epoch, config.stage_command(cfg, epoch, "-prepare")).paths
 
 
 def external_source(cfg, dataset, epoch):
@@ -93,16 +86,6 @@ def external_source(cfg, dataset, epoch):
     note = (f" (the {quantile} quantile)" if quantile > 0 else "") + \
         f" (the maps' scores: {scores_range}), metric families {' + '.join(families)}"
     return maps, {"checkpoint": made_from, "score_quantile": quantile, "families": families}, threshold, note
-
-
-def searched_segments(cfg, dataset, source, epoch):
-    """(segments.json record, segment results) of `source` (the checkpoint's cache or --scores_from maps)."""
-    if cfg.scores.scores_from:
-        return load_external_segments(config.layout(cfg).external_segments_dir(), source,
-                                      config.external_command(cfg, "-segment"))
-    results = load_all_segments(config.layout(cfg).segments_dir(epoch), len(dataset), source.identity(),
-                                config.stage_command(cfg, epoch, "-segment"))
-    return {}, results
 
 
 def main(cfg):
@@ -131,18 +114,19 @@ def main(cfg):
     started = time.time()
     if stages.metaseg_prepare:
         prepare(cfg, ctx, dataset, epoch)
+    cache = None if external or not (stages.segment_search or stages.fp_removal or stages.moment) else \
+        checked_scores(out, dataset, epoch, config.stage_command(cfg, epoch, "-prepare"))
     if stages.segment_search:
         if external:
             source, record, threshold, note = external_source(cfg, dataset, epoch)
         else:
-            source = checkpoint_scores(cfg, dataset, epoch)
-            record, threshold, note = {"checkpoint": source.identity()}, cfg.evalset.entropy_threshold, ""
+            source, record, threshold, note = cache, {"checkpoint": cache.identity()}, cfg.evalset.entropy_threshold, ""
         search_segments(source, segments_dir, threshold, {**record, "config": cfg.to_dict()}, cfg.run.num_workers,
                         ctx, note)
     if stages.fp_removal and ctx.is_main:
         require_labels(dataset, config.valset_name(cfg))
-        source = ExternalMaps(cfg.scores.scores_from, dataset) if external else checkpoint_scores(cfg, dataset, epoch)
-        record, results = searched_segments(cfg, dataset, source, epoch)
+        source = ExternalMaps(cfg.scores.scores_from, dataset) if external else cache
+        record, results = source.searched(segments_dir, config.source_command(cfg, epoch, "-segment"))
         kept = {key: record[key] for key in ("families", "threshold") if key in record}
         remove_false_positives(dataset, results, segments_dir, cfg.meta.meta_classifier, cfg.meta.meta_cv,
                                config.COMPONENT_SIZES[cfg.evalset.VALSET], {**kept, "config": cfg.to_dict()})
@@ -150,7 +134,7 @@ def main(cfg):
         return load_model(cfg.model.MODEL, out.evaluated_checkpoint(epoch), ctx.device, config.NUM_CLASSES)
 
     if stages.moment:
-        oodmc.training_features(load, ctx, dataset, checkpoint_scores(cfg, dataset, epoch).paths, moment_settings(cfg),
+        oodmc.training_features(load, ctx, dataset, cache.paths, moment_settings(cfg),
                                 cfg.oodmc.svm_points_num, cfg.oodmc.SVM_eval_subsize, cfg.run.seed,
                                 use_amp(cfg.run.amp, ctx.device), out.oodmc_features_dir(epoch))
     if stages.SVM and ctx.is_main:

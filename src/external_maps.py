@@ -120,6 +120,20 @@ class ExternalMaps:
                 "files": [[os.path.basename(p), s.st_size, s.st_mtime_ns] for p, s in zip(self.paths, stats)],
                 "labels": labels}
 
+    def searched(self, out_dir, make_command):
+        """(segments.json record, segment results of every frame) of the search of the maps in `out_dir`;
+        UserError naming `make_command` (-segment) when there is none or it was made from other (or since changed)
+        score maps or labels."""
+        path = layout.segments_record(out_dir)
+        if not os.path.isfile(path):
+            raise UserError(f"no segments of the score maps in {out_dir}, --scores_from; search them with: {make_command}")
+        record = load_json(path, f"search again with: {make_command}")
+        if record["checkpoint"]["scores_from"] != self.identity():
+            raise UserError(f"the segments in {out_dir} come from other or since changed score maps than those in "
+                            f"{self.directory}, --scores_from, or from labels changed since; search again with: "
+                            f"{make_command}")
+        return record, load_all_segments(out_dir, len(self), record["checkpoint"], make_command)
+
     def check_values(self):
         """Read every map once: UserError naming the maps that hold NaN (no metric has a meaning then); else a
         MapValues of the range of the scores, their dtypes and the maps holding +inf."""
@@ -308,17 +322,3 @@ def meta_filtered_score(score, components, removed, void, low, threshold, reach)
     if reach == 0 or not np.isfinite(floor):
         return filtered_score(score, removed_mask(components, removed), low, threshold)
     return filtered_score(score, removal_region(score, components, removed, void, floor), low, floor)
-
-
-def load_external_segments(out_dir, maps, make_command):
-    """(segments.json record, segment results of every frame) of the search of `maps` in `out_dir`; UserError
-    when there is none or it was made from other (or since changed) score maps."""
-    path = layout.segments_record(out_dir)
-    if not os.path.isfile(path):
-        raise UserError(f"no segments of the score maps in {out_dir}, --scores_from; search them with: {make_command}")
-    record = load_json(path, f"search again with: {make_command}")
-    if record["checkpoint"]["scores_from"] != maps.identity():
-        raise UserError(f"the segments in {out_dir} come from other or since changed score maps than those in "
-                        f"{maps.directory}, --scores_from, or from labels changed since; search again with: "
-                        f"{make_command}")
-    return record, load_all_segments(out_dir, len(maps), record["checkpoint"], make_command)

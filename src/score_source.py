@@ -8,6 +8,8 @@ score maps (src.external_maps.ExternalMaps, --scores_from), over the frames 0..n
     source.score(i)              (H, W) float32 score map of frame i (higher: more anomalous)
     source.void(i)               (H, W) bool pixels the segment search leaves out (all of an unlabelled frame)
     source.identity()            what its segment search is made from (a search of other inputs is refused)
+    source.searched(out_dir, make_command)
+                                 (segments.json record, segment results) of its search in out_dir
     source.search, source.search_job(i, out_file, threshold)
                                  search(job) searches frame i's segments into out_file, in a worker process
     source.meta_filter(results, removed, threshold, reach)
@@ -17,14 +19,19 @@ score maps (src.external_maps.ExternalMaps, --scores_from), over the frames 0..n
     source.stored_dtype, source.unit_scores
                                  how smiyc reads the maps (None: as stored), and the scores in [0, 1]
 """
+import os
+
 import numpy as np
 
+from src import layout
 from src.cache import cached_images, checked_cache, checkpoint_identity, read_cache
 from src.evaluation.measure import binary_labels
 from src.evaluation.scores import SCORE_INPUTS, anomaly_score, meta_classified_score
+from src.evaluation.sml_stats import load_sml_stats
 from src.external_maps import meta_filtered_score, removed_mask
+from src.files import load_json
 from src.identity import label_identities, search_identity
-from src.metaseg.segment_search import save_segments, segment_search
+from src.metaseg.segment_search import load_all_segments, save_segments, segment_search
 
 
 def _search_cached(job):
@@ -60,6 +67,13 @@ class CheckpointScores:
 
     search = staticmethod(_search_cached)
 
+    def searched(self, out_dir, make_command):
+        """(segments.json record, segment results of every frame) of the search of this cache in `out_dir`;
+        UserError naming `make_command` (-segment) when results are missing or come from other inputs."""
+        results = load_all_segments(out_dir, len(self), self.identity(), make_command)
+        path = layout.segments_record(out_dir)
+        return (load_json(path, f"search again with: {make_command}") if os.path.isfile(path) else {}), results
+
     def search_job(self, i, out_file, threshold):
         return self.paths[i], out_file, threshold, self.dataset.train_id_out
 
@@ -84,9 +98,11 @@ class CheckpointScores:
             yield i, maps, binary_labels(cache["gt_train"], self.dataset.train_id_in, self.dataset.train_id_out)
 
 
-def checked_scores(cache_dir, dataset, checkpoint, make_command, class_stats=None):
-    """The inference cache of `checkpoint` in `cache_dir` as a score source, after checking that it is complete and
-    made by that checkpoint from the frames' current labels and images; else UserError naming `make_command`."""
-    files = checked_cache(cache_dir, len(dataset), checkpoint_identity(checkpoint), make_command,
+def checked_scores(out, dataset, epoch, make_command):
+    """The inference cache of checkpoint `epoch` of the layout `out` (src/layout.py) as a score source, with the
+    checkpoint's SML statistics when measured, after checking that the cache is complete and made by that
+    checkpoint from the frames' current labels and images; else UserError naming `make_command` (-prepare)."""
+    checkpoint = out.evaluated_checkpoint(epoch)
+    files = checked_cache(out.cache_dir(epoch), len(dataset), checkpoint_identity(checkpoint), make_command,
                           label_identities(dataset), dataset.images)
-    return CheckpointScores(files, dataset, checkpoint, class_stats)
+    return CheckpointScores(files, dataset, checkpoint, load_sml_stats(checkpoint))

@@ -104,7 +104,7 @@ def test_rerun_hints_parse_back_to_the_settings_they_were_made_from():
                 "-alpha", "0.5", "--init_ckpt", "w/base line.pth", "--scores_from", "maps/a b", "--score_quantile", "0.9",
                 "--device", "cpu", "--num_workers", "0")
     shared = ("paths", "run", "model", "evalset", "scores")
-    hint = config.external_command(cfg, "-segment -removal")
+    hint = config.source_command(cfg, 4, "-segment -removal")
     back = parse(meta_classification, *shlex.split(hint)[2:])
     assert back.meta.segment_search and back.meta.fp_removal
     assert all(getattr(back, g) == getattr(cfg, g) for g in shared), hint

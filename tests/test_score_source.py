@@ -124,7 +124,8 @@ def sources(prepared_world, tiny_checkpoints, tmp_path_factory):
     dataset = build_valset("LostAndFound", str(prepared_world / "lost_and_found"), "test")
     cfg = config.parse_config(meta_classification.GROUPS, meta_classification.get_args_parser().parse_args(
         ["--io_root", str(io_root), "-model", "DeepLabV3+_TinyResNet", *epoch0(tiny_checkpoints[1])]))
-    cached = checked_scores(config.layout(cfg).cache_dir(0), dataset, str(tiny_checkpoints[1]), "make it")
+    cached = checked_scores(config.layout(cfg), dataset, 0, "make it")
+    assert cached.checkpoint == str(tiny_checkpoints[1])
     export_score_maps(cached, str(io_root / "maps"))
     return cached, ExternalMaps(str(io_root / "maps"), dataset)
 
