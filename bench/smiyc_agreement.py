@@ -11,7 +11,8 @@ src/evaluation/protocols.py, fed as evaluation.py feeds it. Cases:
 - hand-made: seeded frames with scores in [0, 1], saturated at exact 0.0 / 1.0 (ties of the top threshold
   across frames), negative (logit-like) and far above 1 (energy-like), stored as float16, float32 and float64;
 - demo (--demo DIR): the submission maps the demo exported (io/smiyc/<track>, io/external_maps/<map>[_filtered])
-  on the frames our dataset scores, with its labels; and for each track, our scored frames and labels against
+  on the frames our dataset scores, with its labels, and each unfiltered map again as float32 values off float16's
+  grid; and for each track, our scored frames and labels against
   the benchmark's validation dataset classes on the same files (without their expected frame counts, which
   the demo world does not have).
 
@@ -242,6 +243,13 @@ def main(args):
             frames = [(score_maps["score"], label) for _, score_maps, label in maps.frames()]
             files = [maps.paths[i] for i in range(len(dataset)) if dataset.has_label(i)]
             worst.append(compare(args, name, kind, frames, files))
+            if not name.endswith("_filtered"):
+                # the same maps as float32 full-resolution values (a seeded relative jitter of 1e-4 leaves float16's
+                # grid): the float32 path on real maps, passed to the benchmark as .npy
+                rng = np.random.default_rng(1)
+                jittered = [((s * (1 + 1e-4 * rng.standard_normal(s.shape))).astype(np.float32), label)
+                            for s, label in frames]
+                worst.append(compare(args, f"{name} float32", kind, jittered, None))
         print()
         ok = check_frame_lists(args, args.demo)
     rng = np.random.default_rng(0)
