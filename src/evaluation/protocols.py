@@ -305,22 +305,29 @@ def _frame_bins_float32(score, label):
     if not any(counts):
         return None
     row_start = [0, counts[0]]
-    # the gathered pixels as (cell << low_bits) | their low bits, ascending; a cell is gathered whole or not at all
-    gathered = np.zeros(0, np.int64)
-    is_gathered = np.zeros(3 << CELL_BITS, bool)
+    # the gathered pixels as (their cell's rank among the gathered cells << low_bits) | their low bits, ascending
+    # (int32: half the sort of int64); a cell is gathered whole or not at all
+    gathered = np.zeros(0, np.int32)
+    rank_of = np.full(3 << CELL_BITS, -1, np.int32)
+    num_ranked = 0
 
     def gather(wanted):
-        nonlocal gathered
-        wanted = np.unique(wanted[~is_gathered[wanted] & (histogram[wanted] > 0)])
+        nonlocal gathered, num_ranked
+        wanted = np.unique(wanted[(rank_of[wanted] < 0) & (histogram[wanted] > 0)])
         if not wanted.size:
             return
+        rank_of[wanted] = np.arange(num_ranked, num_ranked + wanted.size, dtype=np.int32)
+        num_ranked += wanted.size
         taken = np.zeros(3 << CELL_BITS, bool)
         taken[wanted] = True
         taken = taken[cells]
-        more = cells[taken].astype(np.int64) << low_bits
+        more = rank_of[cells[taken]] << low_bits
         more |= keys[taken] & ((1 << low_bits) - 1)
         gathered = np.sort(np.concatenate([gathered, more]))
-        is_gathered[wanted] = True
+
+    def in_cell(cell, low):  # how many gathered pixels of each cell lie below its low bits `low`
+        start = rank_of[cell] << low_bits
+        return np.where(rank_of[cell] < 0, 0, np.searchsorted(gathered, start | low) - np.searchsorted(gathered, start))
 
     def values_at(positions):
         at = [np.searchsorted(cumulative, p + start, side="right") for p, start in zip(positions, row_start)]
@@ -329,9 +336,8 @@ def _frame_bins_float32(score, label):
         result = []
         for p, start, cell in zip(positions, row_start, at):
             rank = p + start - (cumulative[cell] - histogram[cell])
-            entry = gathered[np.searchsorted(gathered, cell.astype(np.int64) << low_bits) + rank]
-            top = (entry >> low_bits) % (1 << CELL_BITS) - (1 << (CELL_BITS - 1))
-            key = (top << low_bits | entry % (1 << low_bits)).astype(np.int32)
+            low = gathered[np.searchsorted(gathered, rank_of[cell] << low_bits) + rank] & ((1 << low_bits) - 1)
+            key = ((cell % (1 << CELL_BITS) - (1 << (CELL_BITS - 1))) << low_bits | low).astype(np.int32)
             key ^= (key >> 31) & 0x7FFFFFFF  # the order key's flip undone
             result.append(key.view(np.float32).astype(np.float64))
         return result
@@ -344,9 +350,8 @@ def _frame_bins_float32(score, label):
         key = float_order_keys(ceiling).astype(np.int64)
         at = [(row << CELL_BITS) + (key >> low_bits) + (1 << (CELL_BITS - 1)) for row in (0, 1)]
         gather(np.concatenate(at))
-        return np.stack([cumulative[cell] - histogram[cell] - start
-                         + np.searchsorted(gathered, (cell << low_bits) | (key % (1 << low_bits)))
-                         - np.searchsorted(gathered, cell << low_bits) for cell, start in zip(at, row_start)])
+        return np.stack([cumulative[cell] - histogram[cell] - start + in_cell(cell, key % (1 << low_bits))
+                         for cell, start in zip(at, row_start)])
 
     return counts, values_at, below
 
