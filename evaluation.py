@@ -46,11 +46,6 @@ def get_args_parser():
     return config.build_parser(__doc__, GROUPS, LEAVE_OUT)
 
 
-def segments_dir(cfg, epoch):
-    out = config.layout(cfg)
-    return out.external_segments_dir() if cfg.scores.scores_from else out.segments_dir(epoch)
-
-
 def row_identity(cfg, source):
     """What a results row is made from: the checkpoint, labels and images of its cache, or the score maps."""
     if cfg.scores.scores_from:
@@ -61,7 +56,11 @@ def row_identity(cfg, source):
 def segments_of(cfg, source, epoch, with_meta):
     """(segments.json record, segment results, segments the meta classifier removes per frame) of `source`; None
     for what has not been made: the checkpoint's segments are required (with -segment), the maps' are optional."""
-    out_dir, hint = segments_dir(cfg, epoch), lambda stage: config.source_command(cfg, epoch, stage)
+    out_dir = config.layout(cfg).source_segments_dir(epoch)
+
+    def hint(stage):
+        return config.source_command(cfg, epoch, stage)
+
     if cfg.scores.scores_from and not os.path.isfile(layout.segments_record(out_dir)):
         print(f"No segment rows: the maps' segments are not searched; search them and train the meta classifier "
               f"with {hint('-segment -removal')}")
@@ -112,7 +111,7 @@ def evaluate_source(cfg, source, epoch, name, row, with_meta=True):
     if results is not None:
         rows[name]["segments"] = dict(zip(("fp", "fn"), count_segment_errors(results)))
     if removed is not None:
-        meta_file = layout.meta_classifier_file(segments_dir(cfg, epoch))
+        meta_file = layout.meta_classifier_file(config.layout(cfg).source_segments_dir(epoch))
         rows[META_ROW] = {**row, "segments": dict(zip(("fp", "fn"), count_segment_errors(results, removed))),
                           "removal_reach": reach, "identity": f"{rows[name]['identity']}, meta classifier "
                                                               f"{files_identity([meta_file])}, removal reach {reach}"}
@@ -137,11 +136,11 @@ def selected_protocols(cfg):
 def evaluate_oodmc(cfg, ctx, dataset, epoch):
     """-moment: the OODMC SVM on its held-out images beside the entropy (src/oodmc/pipeline.py), as oodmc.json."""
     out = config.layout(cfg)
+    cache = checked_scores(out, dataset, epoch, config.stage_command(cfg, epoch, "-prepare"))
     report = evaluate_svm(lambda: load_model(cfg.model.MODEL, out.evaluated_checkpoint(epoch), ctx.device,
                                              config.NUM_CLASSES),
-                          ctx, dataset, checked_scores(out, dataset, epoch, config.stage_command(cfg, epoch, "-prepare")).paths,
-                          use_amp(cfg.run.amp, ctx.device),
-                          out.svm_file(epoch), out.oodmc_scores_dir(epoch), config.stage_command(cfg, epoch, "-moment -SVM"))
+                          ctx, dataset, cache.paths, use_amp(cfg.run.amp, ctx.device), out.svm_file(epoch),
+                          out.oodmc_scores_dir(epoch), config.stage_command(cfg, epoch, "-moment -SVM"))
     if report is None:
         return
     report["config"] = cfg.to_dict()
@@ -182,7 +181,7 @@ def main(cfg):
                                   Cityscapes(cfg.paths.cityscapes, "train", T.Compose([T.ToTensor(), T.Normalize()])),
                                   ctx.device, use_amp(cfg.run.amp, ctx.device), cfg.run.num_workers, config.NUM_CLASSES)
     evaluating = cfg.stages.pixel_eval or cfg.stages.segment_eval
-    out_dir = out.external_results_dir() if external else out.threshold_results_dir(epoch)
+    out_dir = out.source_results_dir(epoch)
     if evaluating:  # a damaged results file or a set the metrics cannot measure is named before any work
         earlier = earlier_rows(layout.results_file(out_dir))
         frames_scored = scored_frames(dataset, name)
@@ -201,9 +200,9 @@ def main(cfg):
         if external or cfg.stages.export_meta:
             record, results, removed = segments_of(cfg, source, epoch, with_meta=True)
             if removed is None:
-                remedy = config.source_command(cfg, epoch, "-segment -removal" if external else "-prepare -segment -removal")
-                raise UserError(f"--export_smiyc {'with --scores_from' if external else '--export_meta'} writes the maps "
-                                f"after the meta classifier, which has not run (or found no segment); run {remedy}")
+                remedy = config.source_command(cfg, epoch, ("" if external else "-prepare ") + "-segment -removal")
+                raise UserError(f"--export_smiyc {'with --scores_from' if external else '--export_meta'} writes the "
+                                f"maps after the meta classifier, which has not run (or found no segment); run {remedy}")
             meta_filter = source.meta_filter(results, removed, record["threshold"], cfg.stages.removal_reach)
         export_score_maps(source, cfg.stages.export_smiyc, meta_filter, values)
     if not evaluating:
@@ -219,14 +218,16 @@ def main(cfg):
                 rows.update(evaluate_source(cfg, baseline, 0, "baseline", {"checkpoint": baseline.checkpoint},
                                             with_meta=False)[0])
             else:
-                print(f"No baseline row: its cache is missing; make it with {config.stage_command(cfg, 0, '-prepare -segment')}")
+                print("No baseline row: its cache is missing; make it with "
+                      f"{config.stage_command(cfg, 0, '-prepare -segment')}")
         run_row = "baseline" if epoch == 0 else f"{cfg.model.optim_target} training (epoch {epoch})"
         evaluated, (record, results, removed) = evaluate_source(cfg, source, epoch, run_row, row,
                                                                 with_meta=cfg.stages.segment_eval)
     rows = merge_rows(earlier, {**rows, **evaluated})
     protocols = protocols_in(rows, PROTOCOLS) or selected_protocols(cfg)
-    report = {"valset": name, "num_images": len(dataset), **frames_scored, **({"scores_from": row["scores_from"]} if external else {}),
-              "protocol": cfg.stages.protocol, "protocols": protocols, "rows": rows, "config": cfg.to_dict()}
+    report = {"valset": name, "num_images": len(dataset), **frames_scored,
+              **({"scores_from": row["scores_from"]} if external else {}), "protocol": cfg.stages.protocol,
+              "protocols": protocols, "rows": rows, "config": cfg.to_dict()}
     if external and results is not None:
         report["families"] = record["families"]
     score, meta_score = ("score", "score") if external else ("entropy", "entropy+meta")

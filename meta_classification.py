@@ -110,7 +110,7 @@ def main(cfg):
             split_images(len(dataset), cfg.oodmc.SVM_eval_subsize, cfg.run.seed)
         except ValueError as error:
             raise UserError(f"{'-moment' if stages.moment else '-SVM'}: {error}")
-    segments_dir = out.external_segments_dir() if external else out.segments_dir(epoch)
+    segments_dir = out.source_segments_dir(epoch)
     started = time.time()
     if stages.metaseg_prepare:
         prepare(cfg, ctx, dataset, epoch)

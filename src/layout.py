@@ -122,6 +122,14 @@ class Layout:
         return os.path.join(self.io_root, "results", self.valset, f"external_{self.scores_name()}",
                             self.scores_setting())
 
+    def source_segments_dir(self, epoch):
+        """The segments of this layout's score source: the --scores_from maps' when set, else checkpoint epoch's."""
+        return self.external_segments_dir() if self.scores_from else self.segments_dir(epoch)
+
+    def source_results_dir(self, epoch):
+        """The results of this layout's score source: the --scores_from maps' when set, else checkpoint epoch's."""
+        return self.external_results_dir() if self.scores_from else self.threshold_results_dir(epoch)
+
 
 def segments_record(segments_dir):
     return os.path.join(segments_dir, SEGMENTS_RECORD)
