@@ -164,3 +164,33 @@ def test_a_meta_filter_that_removes_nothing_leaves_the_map_unchanged(sources):
             keep = source.meta_filter(results, removed, 0.7, reach)
             score = source.score(0)
             np.testing.assert_array_equal(keep(0, score), score)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_the_component_pass_scores_the_filtered_maps_of_the_first_pass(sources, monkeypatch, index):
+    # the first pass keeps the pixels a filter changed for the second, up to a memory budget (beyond it the map is
+    # computed again); kept or not, the numbers are the same, and the filter runs once per frame when they are kept
+    source = sources[index]
+    calls = []
+
+    def filter_map(i, score):
+        calls.append(i)
+        changed = score.astype(np.float32)
+        changed[score > np.quantile(score, 0.8)] *= np.float32(0.5)
+        changed[:3, :3] = 0.25
+        return changed
+
+    def measured():
+        at_t = {key: ComponentMetrics(0.5, *SIZES) for key in (source.score_name, "filtered")}
+        result = measure(source, [source.score_name], PROTOCOLS, *SIZES, {"filtered": filter_map}, at_t)
+        return result, {key: c.compute() for key, c in at_t.items()}
+
+    kept = measured()
+    labelled = sum(source.dataset.has_label(i) for i in range(len(source)))
+    assert len(calls) == labelled > 0
+    calls.clear()
+    monkeypatch.setattr("src.evaluation.measure.KEPT_CHANGES_BYTES", 0)
+    again = measured()
+    assert len(calls) == 2 * labelled
+    np.testing.assert_equal(kept, again)
+    assert kept[1]["filtered"]["ppv"] != kept[1][source.score_name]["ppv"]

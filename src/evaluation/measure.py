@@ -5,6 +5,10 @@ from tqdm import tqdm
 
 from src.evaluation.protocols import build_protocol
 
+# the meta classifier changes few pixels of a map: the first pass keeps them (index and value) for the second
+# pass, up to this many bytes over all frames, and computes the filtered maps of the frames beyond it again
+KEPT_CHANGES_BYTES = 1 << 29
+
 
 def binary_labels(gt_train, in_id, out_id):
     """(H, W) uint8 in the evaluation encoding: 0 in-distribution, 1 OoD, 255 everything else."""
@@ -34,9 +38,14 @@ def measure(source, scores, protocols, segsize, instsize, filtered=None, at_thre
     labelled = sum(source.dataset.has_label(i) for i in range(len(source)))
     accumulators = {p: {key: build_protocol(p, segsize, instsize, dtype(key)) for key in [*scores, *filtered]
                         if p != "meta-ood" or key in source.unit_scores or key in filtered} for p in protocols}
+    changes, kept_bytes = {}, 0  # (key, i) -> (pixel indices, their values, dtype) of the filtered map
     for i, maps, label in tqdm(source.frames(scores), total=labelled, desc=f"pixel {desc}", unit="frame"):
         for key, function in filtered.items():
             maps[key] = function(i, maps[main])
+            index = np.flatnonzero(maps[key] != maps[main])
+            if kept_bytes + 12 * index.size <= KEPT_CHANGES_BYTES:
+                changes[key, i] = index.astype(np.int32), maps[key].ravel()[index], maps[key].dtype
+                kept_bytes += 12 * index.size
         for p, by_key in accumulators.items():
             for key in list(by_key):
                 try:
@@ -52,7 +61,14 @@ def measure(source, scores, protocols, segsize, instsize, filtered=None, at_thre
     if any(passes.values()):
         for i, maps, label in tqdm(source.frames([main]), total=labelled, desc=f"component {desc}", unit="frame"):
             for key, components in passes.items():
-                score = maps[main] if key == main else filtered[key](i, maps[main])
+                if key == main:
+                    score = maps[main]
+                elif (key, i) in changes:
+                    index, values, dtype = changes[key, i]
+                    score = maps[main].astype(dtype)
+                    score.ravel()[index] = values
+                else:
+                    score = filtered[key](i, maps[main])
                 for c in components:
                     c.update(score, label)
     return {p: {key: a.compute() for key, a in by_key.items()} for p, by_key in accumulators.items()}
