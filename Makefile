@@ -1,16 +1,17 @@
 # `make demo` and `make test` do all set-up themselves: a virtual environment in .venv/ with the exact
-# pins of requirements.txt, then the compiled MetaSeg metrics and
-# numpy 1.23 argsort (for --protocol smiyc). A second run skips what is done.
+# pins of requirements.txt, then the compiled MetaSeg metrics, numpy 1.23's argsort and the float32
+# cell passes (both for --protocol smiyc). A second run skips what is done.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 EXT := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 METRICS := src/metaseg/metrics$(EXT)
 ARGSORT := src/evaluation/legacy_argsort$(EXT)
+CELLS := src/evaluation/float_cells$(EXT)
 
 .PHONY: setup test demo bench clean gpu-check rehearsal
 
-setup: $(METRICS) $(ARGSORT)
+setup: $(METRICS) $(ARGSORT) $(CELLS)
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,9 @@ $(METRICS): src/metaseg/metrics.pyx $(VENV)/.installed
 
 $(ARGSORT): src/evaluation/legacy_argsort.pyx $(VENV)/.installed
 	$(VENV)/bin/cythonize --inplace -3 --force src/evaluation/legacy_argsort.pyx
+
+$(CELLS): src/evaluation/float_cells.pyx $(VENV)/.installed
+	$(VENV)/bin/cythonize --inplace -3 --force src/evaluation/float_cells.pyx
 
 test: setup
 	$(PY) -m pytest -q tests
@@ -44,4 +48,4 @@ rehearsal: setup
 	$(PY) bench/rehearsal.py
 
 clean:
-	rm -rf build $(METRICS) src/metaseg/metrics.c $(ARGSORT) src/evaluation/legacy_argsort.c
+	rm -rf build $(METRICS) src/metaseg/metrics.c $(ARGSORT) src/evaluation/legacy_argsort.c $(CELLS) src/evaluation/float_cells.c

@@ -38,6 +38,7 @@ import torch
 from sklearn.metrics import auc, average_precision_score, roc_curve
 
 from src.evaluation.component_metrics import ComponentMetrics, float_scores
+from src.evaluation.float_cells import cell_histogram, gather_cells
 from src.evaluation.legacy_argsort import argsort_numpy123
 from src.evaluation.pixel_metrics import PixelMetrics, float_order_keys
 
@@ -289,24 +290,26 @@ CELL_BITS = 19  # the top bits of a float32's order key that name its cell: 1/10
 def _frame_bins_float32(score, label):
     """A float32 frame, without sorting it: a histogram of each pixel's cell (its row and the top CELL_BITS
     bits of its order key, `float_order_keys`), then a sort of only the pixels in the cells that hold a wanted
-    position or edge, by their remaining bits. Cells are numbered row * 2**CELL_BITS + top bits + 2**(CELL_BITS
-    - 1), so that `cumulative` counts the pixels of the rows 0 and 1 in the order of their values."""
-    if not np.isfinite(score).all():
-        raise ValueError(NOT_FINITE)
+    position or edge, by their remaining bits; both passes over the pixels in src/evaluation/float_cells.pyx.
+    Cells are numbered row * 2**CELL_BITS + top bits + 2**(CELL_BITS - 1), so that `cumulative` counts the
+    pixels of the rows 0 and 1 in the order of their values."""
     low_bits = 32 - CELL_BITS
-    keys = float_order_keys(score)
-    cells = np.minimum(label.ravel(), 2).astype(np.int32)  # the row: 0 in-distribution, 1 OoD, 2 ignored
-    cells <<= CELL_BITS
-    cells += keys >> low_bits
-    cells += 1 << (CELL_BITS - 1)
-    histogram = np.bincount(cells, minlength=3 << CELL_BITS)[:2 << CELL_BITS]
-    cumulative = np.cumsum(histogram)
+    bits = np.ascontiguousarray(score).view(np.int32).ravel()
+    label = np.ascontiguousarray(label).ravel()
+    histogram = cell_histogram(bits, label, CELL_BITS).reshape(3, 1 << CELL_BITS)
+    # infinity and NaN fill the outermost cells of each row, finite floats none of them (on ignored pixels too)
+    outer = (0x7F800000 >> low_bits) + (1 << (CELL_BITS - 1))
+    if histogram[:, :(1 << CELL_BITS) - outer].any() or histogram[:, outer:].any():
+        raise ValueError(NOT_FINITE)
+    histogram = histogram.ravel()
+    cumulative = np.cumsum(histogram[:2 << CELL_BITS])
     counts = [int(cumulative[(1 << CELL_BITS) - 1]), int(cumulative[-1] - cumulative[(1 << CELL_BITS) - 1])]
     if not any(counts):
         return None
     row_start = [0, counts[0]]
     # the gathered pixels as (their cell's rank among the gathered cells << low_bits) | their low bits, ascending
-    # (int32: half the sort of int64); a cell is gathered whole or not at all
+    # (int32: half the sort of int64; at most 2 x 770 wanted positions and 2 x 770 edges, so ranks stay small);
+    # a cell is gathered whole or not at all
     gathered = np.zeros(0, np.int32)
     rank_of = np.full(3 << CELL_BITS, -1, np.int32)
     num_ranked = 0
@@ -316,13 +319,11 @@ def _frame_bins_float32(score, label):
         wanted = np.unique(wanted[(rank_of[wanted] < 0) & (histogram[wanted] > 0)])
         if not wanted.size:
             return
-        rank_of[wanted] = np.arange(num_ranked, num_ranked + wanted.size, dtype=np.int32)
+        ranked = np.full(3 << CELL_BITS, -1, np.int32)
+        ranked[wanted] = np.arange(num_ranked, num_ranked + wanted.size, dtype=np.int32)
+        rank_of[wanted] = ranked[wanted]
         num_ranked += wanted.size
-        taken = np.zeros(3 << CELL_BITS, bool)
-        taken[wanted] = True
-        taken = taken[cells]
-        more = rank_of[cells[taken]] << low_bits
-        more |= keys[taken] & ((1 << low_bits) - 1)
+        more = gather_cells(bits, label, ranked, CELL_BITS, int(histogram[wanted].sum()))
         gathered = np.sort(np.concatenate([gathered, more]))
 
     def in_cell(cell, low):  # how many gathered pixels of each cell lie below its low bits `low`

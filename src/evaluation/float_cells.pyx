@@ -1,0 +1,61 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# distutils: extra_compile_args = -O3
+"""The two passes over the pixels of a float32 frame that the smiyc protocol makes (protocols._frame_bins_float32),
+one loop each instead of a dozen NumPy passes: the histogram of the pixels' cells, and the gathering of the
+pixels of the cells it wants sorted.
+
+A pixel's cell is its row (0 in-distribution, 1 OoD, 2 any other label) and the top `cell_bits` bits of its
+order key (the float's bits with the 31 value bits of a negative float flipped, -0.0 taken as +0.0:
+pixel_metrics.float_order_keys), numbered row * 2**cell_bits + top bits + 2**(cell_bits - 1). The frame comes
+as its float32 bits (score.view(np.int32)).
+"""
+import numpy as np
+from libc.stdint cimport int32_t, int64_t, uint8_t
+
+
+cdef inline int32_t order_key(int32_t bits) noexcept nogil:
+    if bits == -2147483647 - 1:  # -0.0 equals +0.0
+        return 0
+    if bits < 0:
+        return bits ^ 0x7FFFFFFF
+    return bits
+
+
+cdef inline Py_ssize_t cell_of(int32_t key, uint8_t label, int cell_bits) noexcept nogil:
+    cdef Py_ssize_t row = label if label < 2 else 2
+    return (row << cell_bits) + (key >> (32 - cell_bits)) + (1 << (cell_bits - 1))
+
+
+def cell_histogram(const int32_t[::1] bits, const uint8_t[::1] label, int cell_bits):
+    """(3 * 2**cell_bits,) int64 number of pixels in each cell."""
+    histogram = np.zeros(3 << cell_bits, np.int64)
+    cdef int64_t[::1] counts = histogram
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(bits.shape[0]):
+            counts[cell_of(order_key(bits[i]), label[i], cell_bits)] += 1
+    return histogram
+
+
+def gather_cells(const int32_t[::1] bits, const uint8_t[::1] label, const int32_t[::1] rank_of, int cell_bits,
+                 Py_ssize_t total):
+    """(total,) int32 entries, in pixel order, of the pixels whose cell has a rank (rank_of[cell] >= 0): the rank
+    shifted left by the key's low 32 - cell_bits bits, or-ed with them. `total` is how many pixels those cells
+    hold (from cell_histogram); ranks must stay below 2**(cell_bits - 1)."""
+    entries = np.empty(total, np.int32)
+    cdef int32_t[::1] out = entries
+    cdef int low_bits = 32 - cell_bits
+    cdef int32_t mask = (1 << low_bits) - 1
+    cdef int32_t key, rank
+    cdef Py_ssize_t i, found = 0
+    with nogil:
+        for i in range(bits.shape[0]):
+            key = order_key(bits[i])
+            rank = rank_of[cell_of(key, label[i], cell_bits)]
+            if rank >= 0:
+                if found < total:
+                    out[found] = (rank << low_bits) | (key & mask)
+                found += 1
+    if found != total:
+        raise ValueError(f"the wanted cells hold {found} pixels, not {total}")
+    return entries
