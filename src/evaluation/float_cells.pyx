@@ -1,8 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 # distutils: extra_compile_args = -O3
-"""The two passes over the pixels of a float32 frame that the smiyc protocol makes (protocols._frame_bins_float32),
-one loop each instead of a dozen NumPy passes: the histogram of the pixels' cells, and the gathering of the
-pixels of the cells it wants sorted.
+"""The passes over a frame's pixels that the smiyc protocol makes, one loop each instead of a dozen NumPy passes:
+for a float32 frame (protocols._frame_bins_float32) the histogram of the pixels' cells and the gathering of the
+pixels of the cells it wants sorted; for a float16 frame the histogram of its bit patterns.
 
 A pixel's cell is its row (0 in-distribution, 1 OoD, 2 any other label) and the top `cell_bits` bits of its
 order key (the float's bits with the 31 value bits of a negative float flipped, -0.0 taken as +0.0:
@@ -10,7 +10,7 @@ pixel_metrics.float_order_keys), numbered row * 2**cell_bits + top bits + 2**(ce
 as its float32 bits (score.view(np.int32)).
 """
 import numpy as np
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t
 
 
 cdef inline int32_t order_key(int32_t bits) noexcept nogil:
@@ -59,3 +59,15 @@ def gather_cells(const int32_t[::1] bits, const uint8_t[::1] label, const int32_
     if found != total:
         raise ValueError(f"the wanted cells hold {found} pixels, not {total}")
     return entries
+
+
+def float16_histogram(const uint16_t[::1] bits, const uint8_t[::1] label):
+    """(3, 65536) int64 number of pixels of each row with each float16 bit pattern (a float16 frame's cells are
+    its bit patterns)."""
+    histogram = np.zeros((3, 1 << 16), np.int64)
+    cdef int64_t[:, ::1] counts = histogram
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(bits.shape[0]):
+            counts[label[i] if label[i] < 2 else 2, bits[i]] += 1
+    return histogram

@@ -38,7 +38,7 @@ import torch
 from sklearn.metrics import auc, average_precision_score, roc_curve
 
 from src.evaluation.component_metrics import ComponentMetrics, float_scores
-from src.evaluation.float_cells import cell_histogram, gather_cells
+from src.evaluation.float_cells import cell_histogram, float16_histogram, gather_cells
 from src.evaluation.legacy_argsort import argsort_numpy123
 from src.evaluation.pixel_metrics import PixelMetrics, float_order_keys
 
@@ -220,7 +220,7 @@ def to_float16(score):
 # float64: a histogram of a sample's patterns, reordered so, gives the sorted sample
 FLOAT16_ORDER = np.argsort(np.arange(1 << 16, dtype=np.uint16).view(np.float16), kind="stable")
 FLOAT16_VALUES = FLOAT16_ORDER.astype(np.uint16).view(np.float16).astype(np.float64)
-NUM_FLOAT16_NAN = int(np.isnan(FLOAT16_VALUES).sum())
+FLOAT16_NOT_FINITE = (np.arange(1 << 16) & 0x7C00) == 0x7C00
 
 
 def _quantile_positions(count, num):
@@ -254,12 +254,14 @@ def _interpolated(a, b, gamma, dtype):
 # below each edge (compared in float64).
 
 def _frame_bins_float16(score, label):
-    """A float16 frame, from one histogram of its 65536 bit patterns per row: the sorted sample without a sort."""
-    bits = score.view(np.uint16)
+    """A float16 frame, from one histogram of its 65536 bit patterns per row (src/evaluation/float_cells.pyx): the
+    sorted sample without a sort."""
+    histogram = float16_histogram(np.ascontiguousarray(score).view(np.uint16).ravel(),
+                                  np.ascontiguousarray(label).ravel())
     # every exponent bit set: NaN or infinity; on an ignored pixel it still means a broken map
-    if (np.bitwise_and(bits, 0x7C00) == 0x7C00).any():
+    if histogram[:, FLOAT16_NOT_FINITE].any():
         raise ValueError(NOT_FINITE)
-    histogram = np.stack([np.bincount(bits[label == c], minlength=1 << 16) for c in (0, 1)])[:, FLOAT16_ORDER]
+    histogram = histogram[:2, FLOAT16_ORDER]
     cumulative = np.cumsum(histogram, axis=1)
     if not cumulative[:, -1].any():
         return None
