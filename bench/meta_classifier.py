@@ -143,10 +143,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default = [str(ROOT / "demo" / "io")] + [str(ROOT / "demo_seeds" / "threads2_native" / f"io{s}") for s in range(1, 5)]
     parser.add_argument("--io", nargs="+", default=default, help="io roots of finished demos (seed N: its order)")
-    parser.add_argument("--reaches", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75],
+    parser.add_argument("--reaches", type=float, nargs="+", default=[0.0, 0.25, 0.5],
                         help="--removal_reach values of the second table")
-    parser.add_argument("--reach", type=float, default=0.5, help="the reach of the first table")
-    parser.add_argument("--setting", default="boosting_f1", choices=list(SETTINGS), help="the setting of the second table")
+    parser.add_argument("--reach", type=float, default=0.25, help="the reach of the first table")
+    parser.add_argument("--setting", default="boosting", choices=list(SETTINGS), help="the setting of the second table")
     args = parser.parse_args()
     started = time.time()
     settings = list(SETTINGS)
