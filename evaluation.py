@@ -6,13 +6,11 @@ With --scores_from DIR it evaluates any method's score maps instead: the rows "e
 `meta_classification.py --scores_from DIR -segment -removal`, "+ meta classifier".
 """
 import dataclasses
-import hashlib
-import json
 import os
 
 import config
 from src import distributed, layout
-from src.cache import cache_path, has_field
+from src.cache import cache_path
 from src.checks import check_not_input, check_output_dir
 from src.dataset import Cityscapes, build_valset, transforms as T
 from src.errors import UserError, run_script
@@ -24,7 +22,6 @@ from src.evaluation.protocols import PROTOCOLS
 from src.evaluation.report import (META_ROW, earlier_rows, file_measured, merge_rows, oodmc_table, protocol_entry,
                                    protocols_in, results_table, save_report)
 from src.evaluation.score_maps import export_score_maps
-from src.evaluation.scores import SCORES
 from src.evaluation.segment_errors import count_segment_errors
 from src.evaluation.sml_stats import measure_sml_stats
 from src.external_maps import ExternalMaps
@@ -44,13 +41,6 @@ LEAVE_OUT = ("seed", "metric_families")
 
 def get_args_parser():
     return config.build_parser(__doc__, GROUPS, LEAVE_OUT)
-
-
-def row_identity(cfg, source):
-    """What a results row is made from: the checkpoint, labels and images of its cache, or the score maps."""
-    if cfg.scores.scores_from:
-        return f"score maps {hashlib.sha256(json.dumps(source.identity()).encode()).hexdigest()[:16]}"
-    return source.identity()
 
 
 def segments_of(cfg, source, epoch, with_meta):
@@ -80,31 +70,11 @@ def segments_of(cfg, source, epoch, with_meta):
     return record, results, load_removed(out_dir, results, hint("-removal"))
 
 
-def pixel_scores(cfg, source, epoch, name):
-    """The scores of `source` that -pixel measures: the maps' own, or every score of the checkpoint's softmax
-    whose inputs exist (each left out with a line saying how to add it)."""
-    if cfg.scores.scores_from:
-        return ["score"]
-    scores = [s for s in SCORES if s != "sml" or source.class_stats is not None]
-    if source.class_stats is None:
-        print(f"SML skipped for {source.checkpoint}: measure its statistics with `python evaluation.py --sml_stats "
-              f"-epoch {epoch} ...` (the same flags)")
-    if not has_field(source.paths[0], "logsumexp"):
-        scores.remove("energy")
-        print(f"Energy skipped for {source.checkpoint}: its cache predates the cached logsumexp of the logits; "
-              f"rebuild it with {config.stage_command(cfg, epoch, '-prepare')}")
-    unbinned = [s for s in scores if s not in source.unit_scores]
-    if "meta-ood" in selected_protocols(cfg) and unbinned:
-        print(f"meta-ood protocol: {', '.join(unbinned)} of {name} left out of it: it bins scores on [0, 1] "
-              "(the other protocols have them)")
-    return scores
-
-
 def evaluate_source(cfg, source, epoch, name, row, with_meta=True):
     """The results rows of one score source: `name` ({**row, "identity", "segments", per protocol "pixel" and
     "component", "component_at_t"}) and, when the meta classifier has run, "+ meta classifier"; and its segments
     (segments.json record, segment results, removed segments), for the overlays and the report."""
-    rows = {name: {**row, "identity": row_identity(cfg, source)}}
+    rows = {name: {**row, "identity": source.row_identity()}}
     with_segments = cfg.stages.segment_eval or with_meta
     record, results, removed = segments_of(cfg, source, epoch, with_meta) if with_segments else (None, None, None)
     reach = cfg.stages.removal_reach
@@ -121,7 +91,11 @@ def evaluate_source(cfg, source, epoch, name, row, with_meta=True):
         sizes = config.COMPONENT_SIZES[cfg.evalset.VALSET]
         at_t = {} if cfg.scores.scores_from and results is None else \
             {key: ComponentMetrics(threshold, *sizes) for key in [source.score_name, *filtered]}
-        scores = pixel_scores(cfg, source, epoch, name)
+        scores = source.measured_scores()
+        unbinned = [s for s in scores if s not in source.unit_scores]
+        if "meta-ood" in selected_protocols(cfg) and unbinned:
+            print(f"meta-ood protocol: {', '.join(unbinned)} of {name} left out of it: it bins scores on [0, 1] "
+                  "(the other protocols have them)")
         measured = measure(source, scores, selected_protocols(cfg), *sizes, filtered, at_t, desc=f"metrics, {name}")
         file_measured(rows, name, measured, scores, source.score_name,
                       "score" if cfg.scores.scores_from else "entropy+meta", at_t)

@@ -7,6 +7,7 @@ evaluation.py call this with `--scores_from DIR`.
 """
 import dataclasses
 import hashlib
+import json
 import os
 
 import h5py
@@ -133,6 +134,13 @@ class ExternalMaps:
                             f"{self.directory}, --scores_from, or from labels changed since; search again with: "
                             f"{make_command}")
         return record, load_all_segments(out_dir, len(self), record["checkpoint"], make_command)
+
+    def row_identity(self):
+        return f"score maps {hashlib.sha256(json.dumps(self.identity()).encode()).hexdigest()[:16]}"
+
+    @staticmethod
+    def measured_scores():
+        return ["score"]
 
     def check_values(self):
         """Read every map once: UserError naming the maps that hold NaN (no metric has a meaning then); else a

@@ -8,6 +8,8 @@ score maps (src.external_maps.ExternalMaps, --scores_from), over the frames 0..n
     source.score(i)              (H, W) float32 score map of frame i (higher: more anomalous)
     source.void(i)               (H, W) bool pixels the segment search leaves out (all of an unlabelled frame)
     source.identity()            what its segment search is made from (a search of other inputs is refused)
+    source.row_identity()        the same, short, for a results row
+    source.measured_scores()     the names of its scores that frames() can give
     source.searched(out_dir, make_command)
                                  (segments.json record, segment results) of its search in out_dir
     source.search, source.search_job(i, out_file, threshold)
@@ -24,9 +26,9 @@ import os
 import numpy as np
 
 from src import layout
-from src.cache import cached_images, checked_cache, checkpoint_identity, read_cache
+from src.cache import cached_images, checked_cache, checkpoint_identity, has_field, read_cache
 from src.evaluation.measure import binary_labels
-from src.evaluation.scores import SCORE_INPUTS, anomaly_score, meta_classified_score
+from src.evaluation.scores import SCORE_INPUTS, SCORES, anomaly_score, meta_classified_score
 from src.evaluation.sml_stats import load_sml_stats
 from src.external_maps import meta_filtered_score, removed_mask
 from src.files import load_json
@@ -49,8 +51,10 @@ class CheckpointScores:
     stored_dtype = np.float16  # smiyc reads the scores as --export_smiyc stores them
     unit_scores = ("entropy", "max_softmax")
 
-    def __init__(self, cache_files, dataset, checkpoint, class_stats=None):
+    def __init__(self, cache_files, dataset, checkpoint, class_stats=None, make_command=""):
+        """make_command: what rebuilds the cache (-prepare), for the line that says how to add a missing score."""
         self.paths, self.dataset, self.checkpoint, self.class_stats = cache_files, dataset, checkpoint, class_stats
+        self.make_command = make_command
 
     def __len__(self):
         return len(self.paths)
@@ -64,6 +68,20 @@ class CheckpointScores:
     def identity(self):
         return search_identity(checkpoint_identity(self.checkpoint), label_identities(self.dataset),
                                cached_images(self.paths))
+
+    row_identity = identity
+
+    def measured_scores(self):
+        """Every score of the softmax whose inputs exist; each one left out with a line saying how to add it."""
+        scores = [s for s in SCORES if s != "sml" or self.class_stats is not None]
+        if self.class_stats is None:
+            print(f"SML skipped for {self.checkpoint}: measure its statistics with `python evaluation.py --sml_stats` "
+                  "and the flags of this run")
+        if not has_field(self.paths[0], "logsumexp"):
+            scores.remove("energy")
+            print(f"Energy skipped for {self.checkpoint}: its cache predates the cached logsumexp of the logits; "
+                  f"rebuild it with {self.make_command}")
+        return scores
 
     search = staticmethod(_search_cached)
 
@@ -105,4 +123,4 @@ def checked_scores(out, dataset, epoch, make_command):
     checkpoint = out.evaluated_checkpoint(epoch)
     files = checked_cache(out.cache_dir(epoch), len(dataset), checkpoint_identity(checkpoint), make_command,
                           label_identities(dataset), dataset.images)
-    return CheckpointScores(files, dataset, checkpoint, load_sml_stats(checkpoint))
+    return CheckpointScores(files, dataset, checkpoint, load_sml_stats(checkpoint), make_command)
