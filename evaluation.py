@@ -92,11 +92,7 @@ def evaluate_source(cfg, source, epoch, name, row, with_meta=True):
         at_t = {} if cfg.scores.scores_from and results is None else \
             {key: ComponentMetrics(threshold, *sizes) for key in [source.score_name, *filtered]}
         scores = source.measured_scores()
-        unbinned = [s for s in scores if s not in source.unit_scores]
-        if "meta-ood" in selected_protocols(cfg) and unbinned:
-            print(f"meta-ood protocol: {', '.join(unbinned)} of {name} left out of it: it bins scores on [0, 1] "
-                  "(the other protocols have them)")
-        measured = measure(source, scores, selected_protocols(cfg), *sizes, filtered, at_t, desc=f"metrics, {name}")
+        measured = measure(source, scores, selected_protocols(cfg), *sizes, filtered, at_t, name)
         file_measured(rows, name, measured, scores, source.score_name,
                       "score" if cfg.scores.scores_from else "entropy+meta", at_t)
     return rows, (record, results, removed)

@@ -18,7 +18,7 @@ def binary_labels(gt_train, in_id, out_id):
     return label
 
 
-def measure(source, scores, protocols, segsize, instsize, filtered=None, at_threshold=None, desc="metrics"):
+def measure(source, scores, protocols, segsize, instsize, filtered=None, at_threshold=None, name="scores"):
     """{protocol: {key: protocol.compute()}} of the labelled frames of `source`.
 
     scores: names of the source's scores (source.frames), measured as it stores them; filtered: {key: function
@@ -27,7 +27,8 @@ def measure(source, scores, protocols, segsize, instsize, filtered=None, at_thre
     (the threshold of each comes from the first pass) and those of at_threshold[key] (ComponentMetrics at the
     segment threshold; key source.score_name or a key of `filtered`).
     meta-ood bins [0, 1]: it measures source.unit_scores and the filtered maps, and leaves out a map with a
-    score outside [0, 1], with a line saying so. segsize, instsize: of the component metrics.
+    score outside [0, 1], with a line saying so. segsize, instsize: of the component metrics; name: of the row,
+    for the progress bars and those lines.
     """
     filtered, at_threshold = filtered or {}, at_threshold or {}
     main = source.score_name
@@ -35,11 +36,15 @@ def measure(source, scores, protocols, segsize, instsize, filtered=None, at_thre
     def dtype(key):
         return source.stored_dtype if key in scores else np.float16
 
+    left_out = [key for key in scores if key not in source.unit_scores]
+    if "meta-ood" in protocols and left_out:
+        print(f"meta-ood protocol: {', '.join(left_out)} of {name} left out of it: it bins scores on [0, 1] (the "
+              "other protocols have them)")
     labelled = sum(source.dataset.has_label(i) for i in range(len(source)))
     accumulators = {p: {key: build_protocol(p, segsize, instsize, dtype(key)) for key in [*scores, *filtered]
                         if p != "meta-ood" or key in source.unit_scores or key in filtered} for p in protocols}
     changes, kept_bytes = {}, 0  # (key, i) -> (pixel indices, their values, dtype) of the filtered map
-    for i, maps, label in tqdm(source.frames(scores), total=labelled, desc=f"pixel {desc}", unit="frame"):
+    for i, maps, label in tqdm(source.frames(scores), total=labelled, desc=f"pixel metrics, {name}", unit="frame"):
         for key, function in filtered.items():
             maps[key] = function(i, maps[main])
             index = np.flatnonzero(maps[key] != maps[main])
@@ -59,7 +64,8 @@ def measure(source, scores, protocols, segsize, instsize, filtered=None, at_thre
                     if c is not None] + ([at_threshold[key]] if key in at_threshold else [])
               for key in [main, *filtered]}
     if any(passes.values()):
-        for i, maps, label in tqdm(source.frames([main]), total=labelled, desc=f"component {desc}", unit="frame"):
+        for i, maps, label in tqdm(source.frames([main]), total=labelled, desc=f"component metrics, {name}",
+                                   unit="frame"):
             for key, components in passes.items():
                 if key == main:
                     score = maps[main]
