@@ -286,7 +286,7 @@ def _frame_bins_sorted(score, label):
             lambda edges: np.stack([np.searchsorted(s, edges) for s in samples]))
 
 
-CELL_BITS = 19  # the top bits of a float32's order key that name its cell: 1/1024 of a power of two wide
+CELL_BITS = 18  # the top bits of a float32's order key that name its cell: 1/512 of a power of two wide
 
 
 def _frame_bins_float32(score, label):
