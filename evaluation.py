@@ -30,7 +30,7 @@ from src.model import load_model
 from src.oodmc.pipeline import evaluate_svm
 from src.runtime import use_amp
 from src.score_source import checked_scores
-from src.segments import load_removed
+from src.segments import load_segments_and_removal
 
 GROUPS = {"paths": config.Paths, "run": config.Run, "model": config.Model, "evalset": config.EvalSet,
           "stages": config.EvalStages, "scores": config.ScoresFrom}
@@ -44,30 +44,10 @@ def get_args_parser():
 
 
 def segments_of(cfg, source, epoch, with_meta):
-    """(segments.json record, segment results, segments the meta classifier removes per frame) of `source`; None
-    for what has not been made: the checkpoint's segments are required (with -segment), the maps' are optional."""
-    out_dir = config.layout(cfg).source_segments_dir(epoch)
-
-    def hint(stage):
-        return config.source_command(cfg, epoch, stage)
-
-    if cfg.scores.scores_from and not os.path.isfile(layout.segments_record(out_dir)):
-        print(f"No segment rows: the maps' segments are not searched; search them and train the meta classifier "
-              f"with {hint('-segment -removal')}")
-        return None, None, None
-    record, results = source.searched(out_dir, hint("-segment"))
-    record.setdefault("threshold", cfg.evalset.entropy_threshold)  # a checkpoint's segments.json of before 2026-12
-    if not with_meta:
-        return record, results, None
-    if cfg.scores.scores_from and not os.path.isfile(layout.meta_classifier_file(out_dir)):
-        print(f"No '+ meta classifier' row: train it with {hint('-removal')}")
-        return record, results, None
-    if not any(len(r["metrics"]["iou0"]) for r in results):
-        at = "the maps' threshold" if cfg.scores.scores_from else "-threshold"
-        print(f"No '+ meta classifier' row: no OoD segments were found at {at} {record['threshold']}, so there is "
-              "nothing for it to remove")
-        return record, results, None
-    return record, results, load_removed(out_dir, results, hint("-removal"))
+    """(segments.json record, segment results, removed segments) of `source` (src/segments.py)."""
+    return load_segments_and_removal(source, config.layout(cfg).source_segments_dir(epoch),
+                                     lambda stage: config.source_command(cfg, epoch, stage), with_meta,
+                                     bool(cfg.scores.scores_from), cfg.evalset.entropy_threshold)
 
 
 def evaluate_source(cfg, source, epoch, name, row, with_meta=True):

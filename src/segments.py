@@ -108,3 +108,28 @@ def load_removed(out_dir, results, make_command):
     if len(removed) != sum(len(r["metrics"]["iou0"]) for r in results):
         raise UserError(f"{path} does not match the segment results beside it; train it again with: {make_command}")
     return [removed[image == i] for i in range(len(results))]
+
+
+def load_segments_and_removal(source, out_dir, hint, with_meta, optional, threshold):
+    """(segments.json record, segment results, segments the meta classifier removes per frame) of `source` in
+    `out_dir`, None for what has not been made, with a line saying how to make it. hint(stage): the command that
+    runs a stage (-segment, -removal); optional: the segments may be missing (any method's maps; a checkpoint's
+    are required and their absence is a UserError); threshold: the record's threshold where it names none (a
+    checkpoint's segments.json of before 2026-12)."""
+    if optional and not os.path.isfile(layout.segments_record(out_dir)):
+        print(f"No segment rows: the maps' segments are not searched; search them and train the meta classifier "
+              f"with {hint('-segment -removal')}")
+        return None, None, None
+    record, results = source.searched(out_dir, hint("-segment"))
+    record.setdefault("threshold", threshold)
+    if not with_meta:
+        return record, results, None
+    if optional and not os.path.isfile(layout.meta_classifier_file(out_dir)):
+        print(f"No '+ meta classifier' row: train it with {hint('-removal')}")
+        return record, results, None
+    if not any(len(r["metrics"]["iou0"]) for r in results):
+        at = "the maps' threshold" if optional else "-threshold"
+        print(f"No '+ meta classifier' row: no OoD segments were found at {at} {record['threshold']}, so there is "
+              "nothing for it to remove")
+        return record, results, None
+    return record, results, load_removed(out_dir, results, hint("-removal"))
