@@ -37,11 +37,12 @@ def cell_histogram(const int32_t[::1] bits, const uint8_t[::1] label, int cell_b
     return histogram
 
 
-def gather_cells(const int32_t[::1] bits, const uint8_t[::1] label, const int32_t[::1] rank_of, int cell_bits,
-                 Py_ssize_t total):
-    """(total,) int32 entries, in pixel order, of the pixels whose cell has a rank (rank_of[cell] >= 0): the rank
-    shifted left by the key's low 32 - cell_bits bits, or-ed with them. `total` is how many pixels those cells
-    hold (from cell_histogram); ranks must stay below 2**(cell_bits - 1)."""
+def gather_cells(const int32_t[::1] bits, const uint8_t[::1] label, const int32_t[::1] rank_of, int32_t first,
+                 int cell_bits, Py_ssize_t total):
+    """(total,) int32 entries, in pixel order, of the pixels whose cell has a rank of at least `first`
+    (rank_of[cell], -1 for a cell without one): the rank shifted left by the key's low 32 - cell_bits bits, or-ed
+    with them. `total` is how many pixels those cells hold (from cell_histogram); ranks must stay below
+    2**(cell_bits - 1)."""
     entries = np.empty(total, np.int32)
     cdef int32_t[::1] out = entries
     cdef int low_bits = 32 - cell_bits
@@ -52,7 +53,7 @@ def gather_cells(const int32_t[::1] bits, const uint8_t[::1] label, const int32_
         for i in range(bits.shape[0]):
             key = order_key(bits[i])
             rank = rank_of[cell_of(key, label[i], cell_bits)]
-            if rank >= 0:
+            if rank >= first:
                 if found < total:
                     out[found] = (rank << low_bits) | (key & mask)
                 found += 1

@@ -128,10 +128,10 @@ def float_order_keys(values):
 
 
 def float_of_key(key):
-    """The float32 value of an int32 order key (`float_order_keys`), as a NumPy float32."""
-    if key < 0:
-        key ^= 0x7FFFFFFF
-    return np.array(key, dtype=np.int32).view(np.float32)[()]
+    """The float32 value of an int32 order key (`float_order_keys`), or of each of an array of them: NumPy float32."""
+    key = np.array(key, dtype=np.int32)
+    key ^= (key >> 31) & 0x7FFFFFFF  # the flip is its own inverse
+    return key.view(np.float32)[()]
 
 
 def score_bins(scores, bits):

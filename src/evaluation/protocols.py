@@ -40,7 +40,7 @@ from sklearn.metrics import auc, average_precision_score, roc_curve
 from src.evaluation.component_metrics import ComponentMetrics, float_scores
 from src.evaluation.float_cells import cell_histogram, float16_histogram, gather_cells
 from src.evaluation.legacy_argsort import argsort_numpy123
-from src.evaluation.pixel_metrics import PixelMetrics, float_order_keys
+from src.evaluation.pixel_metrics import PixelMetrics, float_of_key, float_order_keys
 
 PROTOCOLS = ("exact", "meta-ood", "smiyc")
 # the commit of SegmentMeIfYouCan/road-anomaly-benchmark whose numbers `smiyc` gives (its newest, 2023-08-24)
@@ -321,11 +321,9 @@ def _frame_bins_float32(score, label):
         wanted = np.unique(wanted[(rank_of[wanted] < 0) & (histogram[wanted] > 0)])
         if not wanted.size:
             return
-        ranked = np.full(3 << CELL_BITS, -1, np.int32)
-        ranked[wanted] = np.arange(num_ranked, num_ranked + wanted.size, dtype=np.int32)
-        rank_of[wanted] = ranked[wanted]
+        rank_of[wanted] = np.arange(num_ranked, num_ranked + wanted.size, dtype=np.int32)
+        more = gather_cells(bits, label, rank_of, num_ranked, CELL_BITS, int(histogram[wanted].sum()))
         num_ranked += wanted.size
-        more = gather_cells(bits, label, ranked, CELL_BITS, int(histogram[wanted].sum()))
         gathered = np.sort(np.concatenate([gathered, more]))
 
     def in_cell(cell, low):  # how many gathered pixels of each cell lie below its low bits `low`
@@ -340,9 +338,8 @@ def _frame_bins_float32(score, label):
         for p, start, cell in zip(positions, row_start, at):
             rank = p + start - (cumulative[cell] - histogram[cell])
             low = gathered[np.searchsorted(gathered, rank_of[cell] << low_bits) + rank] & ((1 << low_bits) - 1)
-            key = ((cell % (1 << CELL_BITS) - (1 << (CELL_BITS - 1))) << low_bits | low).astype(np.int32)
-            key ^= (key >> 31) & 0x7FFFFFFF  # the order key's flip undone
-            result.append(key.view(np.float32).astype(np.float64))
+            key = (cell % (1 << CELL_BITS) - (1 << (CELL_BITS - 1))) << low_bits | low
+            result.append(float_of_key(key).astype(np.float64))
         return result
 
     def below(edges):
