@@ -7,6 +7,7 @@ import pytest
 from sklearn.metrics import auc, average_precision_score, roc_curve
 
 from src.evaluation.component_metrics import ComponentMetrics, SIOU_THRESHOLDS
+from src.evaluation.float_cells import sort_entries
 from src.evaluation.legacy_argsort import argsort_numpy123
 from src.evaluation.protocols import PROTOCOLS, build_protocol, evaluate_frames, histogram_bins
 from tests.protocol_reference import (meta_ood_reference, smiyc_component_reference, smiyc_frame_reference,
@@ -166,6 +167,17 @@ def test_smiyc_float32_cells_give_the_benchmarks_bins(case):
     thresholds, tp_rel, fp_rel, _, _ = smiyc_frame_reference(score, label)
     assert np.array_equal(protocol.thresholds[0], thresholds)
     assert np.array_equal(protocol.tp_rel[0], tp_rel) and np.array_equal(protocol.fp_rel[0], fp_rel)
+
+
+def test_sort_entries_sorts_like_numpy():
+    # the gathered entries of a float32 frame are sorted by a radix sort of two 16-bit digits
+    rng = np.random.default_rng(8)
+    for entries in (rng.integers(0, 2**31, 100_000), rng.integers(0, 2**16, 1000) << 15,
+                    np.array([2**31 - 1, 0, 65535, 65536, 1]), np.arange(7)[::-1], np.zeros(0), np.ones(1)):
+        entries = entries.astype(np.int32)
+        expected = np.sort(entries)
+        sort_entries(entries)
+        assert np.array_equal(entries, expected)
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32])

@@ -27,9 +27,12 @@ cdef inline Py_ssize_t cell_of(int32_t key, uint8_t label, int cell_bits) noexce
 
 
 def cell_histogram(const int32_t[::1] bits, const uint8_t[::1] label, int cell_bits):
-    """(3 * 2**cell_bits,) int64 number of pixels in each cell."""
-    histogram = np.zeros(3 << cell_bits, np.int64)
-    cdef int64_t[::1] counts = histogram
+    """(3 * 2**cell_bits,) int32 number of pixels in each cell."""
+    if bits.shape[0] >= 2**31:
+        raise ValueError("a frame of 2**31 pixels or more")
+    # int32 counts: half the table of int64, and the table's cache misses are most of the pass
+    histogram = np.zeros(3 << cell_bits, np.int32)
+    cdef int32_t[::1] counts = histogram
     cdef Py_ssize_t i
     with nogil:
         for i in range(bits.shape[0]):
@@ -43,7 +46,9 @@ def gather_cells(const int32_t[::1] bits, const uint8_t[::1] label, const int32_
     (rank_of[cell], -1 for a cell without one): the rank shifted left by the key's low 32 - cell_bits bits, or-ed
     with them. `total` is how many pixels those cells hold (from cell_histogram); ranks must stay below
     2**(cell_bits - 1)."""
-    entries = np.empty(total, np.int32)
+    # one slot more than wanted: every pixel is written at the next free slot (the last one while full), and the
+    # slot advances only for a wanted one, so that the loop has no branch to mispredict
+    entries = np.empty(total + 1, np.int32)
     cdef int32_t[::1] out = entries
     cdef int low_bits = 32 - cell_bits
     cdef int32_t mask = (1 << low_bits) - 1
@@ -53,13 +58,11 @@ def gather_cells(const int32_t[::1] bits, const uint8_t[::1] label, const int32_
         for i in range(bits.shape[0]):
             key = order_key(bits[i])
             rank = rank_of[cell_of(key, label[i], cell_bits)]
-            if rank >= first:
-                if found < total:
-                    out[found] = (rank << low_bits) | (key & mask)
-                found += 1
+            out[found if found < total else total] = (rank << low_bits) | (key & mask)
+            found += rank >= first
     if found != total:
         raise ValueError(f"the wanted cells hold {found} pixels, not {total}")
-    return entries
+    return entries[:total]
 
 
 def float16_histogram(const uint16_t[::1] bits, const uint8_t[::1] label):
@@ -72,3 +75,30 @@ def float16_histogram(const uint16_t[::1] bits, const uint8_t[::1] label):
         for i in range(bits.shape[0]):
             counts[label[i] if label[i] < 2 else 2, bits[i]] += 1
     return histogram
+
+
+def sort_entries(int32_t[::1] entries):
+    """Sorts non-negative int32 in place: a radix sort of two 16-bit digits, a few times faster than np.sort on
+    the gathered entries of a frame (a few 10**5)."""
+    cdef Py_ssize_t n = entries.shape[0], i, shift
+    if n < 2:
+        return
+    cdef int32_t[::1] other = np.empty(n, np.int32)
+    cdef int32_t[::1] src = entries, dst = other, swap
+    cdef Py_ssize_t[::1] start = np.empty(1 << 16, np.intp)
+    cdef Py_ssize_t total, count
+    for shift in (0, 16):
+        with nogil:
+            start[:] = 0
+            for i in range(n):
+                start[(src[i] >> shift) & 0xFFFF] += 1
+            total = 0
+            for i in range(1 << 16):
+                count = start[i]
+                start[i] = total
+                total += count
+            for i in range(n):
+                dst[start[(src[i] >> shift) & 0xFFFF]] = src[i]
+                start[(src[i] >> shift) & 0xFFFF] += 1
+        src, dst = dst, src
+    # two passes: the sorted entries are back in `entries`

@@ -38,7 +38,7 @@ import torch
 from sklearn.metrics import auc, average_precision_score, roc_curve
 
 from src.evaluation.component_metrics import ComponentMetrics, float_scores
-from src.evaluation.float_cells import cell_histogram, float16_histogram, gather_cells
+from src.evaluation.float_cells import cell_histogram, float16_histogram, gather_cells, sort_entries
 from src.evaluation.legacy_argsort import argsort_numpy123
 from src.evaluation.pixel_metrics import PixelMetrics, float_of_key, float_order_keys
 
@@ -304,7 +304,7 @@ def _frame_bins_float32(score, label):
     if histogram[:, :(1 << CELL_BITS) - outer].any() or histogram[:, outer:].any():
         raise ValueError(NOT_FINITE)
     histogram = histogram.ravel()
-    cumulative = np.cumsum(histogram[:2 << CELL_BITS])
+    cumulative = np.cumsum(histogram[:2 << CELL_BITS], dtype=np.int64)
     counts = [int(cumulative[(1 << CELL_BITS) - 1]), int(cumulative[-1] - cumulative[(1 << CELL_BITS) - 1])]
     if not any(counts):
         return None
@@ -323,8 +323,10 @@ def _frame_bins_float32(score, label):
             return
         rank_of[wanted] = np.arange(num_ranked, num_ranked + wanted.size, dtype=np.int32)
         more = gather_cells(bits, label, rank_of, num_ranked, CELL_BITS, int(histogram[wanted].sum()))
+        sort_entries(more)
         num_ranked += wanted.size
-        gathered = np.sort(np.concatenate([gathered, more]))
+        # the new cells' ranks come after every earlier one: the entries stay sorted
+        gathered = np.concatenate([gathered, more])
 
     def in_cell(cell, low):  # how many gathered pixels of each cell lie below its low bits `low`
         start = rank_of[cell] << low_bits
