@@ -10,7 +10,7 @@ runs in its own subprocess so that its peak resident memory (ru_maxrss) is its o
 - exact, meta-ood: src/evaluation/protocols.py, one frame at a time (`update`, then `compute`);
 - smiyc float16 / float32: the same on the maps stored as float16 (the submission format: a histogram of
   the 65536 bit patterns gives the sorted sample) and as float32 (a histogram of the top 18 bits of each
-  value, then a sort of only the cells that hold a wanted quantile or edge);
+  value, then a radix sort of only the cells that hold a wanted quantile or edge);
 - meta-ood original: the published meta-ood code's pixel metrics as a faithful port (tests/
   protocol_reference.py: np.histogram of each frame, the rescaled pixel lists materialised, sklearn);
 - smiyc benchmark float16 / float32: the road-anomaly-benchmark's PixBinaryClass at its newest commit as a

@@ -1,8 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 # distutils: extra_compile_args = -O3
 """The passes over a frame's pixels that the smiyc protocol makes, one loop each instead of a dozen NumPy passes:
-for a float32 frame (protocols._frame_bins_float32) the histogram of the pixels' cells and the gathering of the
-pixels of the cells it wants sorted; for a float16 frame the histogram of its bit patterns.
+for a float32 frame (protocols._frame_bins_float32) the histogram of the pixels' cells, the gathering of the
+pixels of the cells it wants sorted and their sort; for a float16 frame the histogram of its bit patterns.
 
 A pixel's cell is its row (0 in-distribution, 1 OoD, 2 any other label) and the top `cell_bits` bits of its
 order key (the float's bits with the 31 value bits of a negative float flipped, -0.0 taken as +0.0:

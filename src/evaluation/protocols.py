@@ -291,8 +291,8 @@ CELL_BITS = 18  # the top bits of a float32's order key that name its cell: 1/51
 
 def _frame_bins_float32(score, label):
     """A float32 frame, without sorting it: a histogram of each pixel's cell (its row and the top CELL_BITS
-    bits of its order key, `float_order_keys`), then a sort of only the pixels in the cells that hold a wanted
-    position or edge, by their remaining bits; both passes over the pixels in src/evaluation/float_cells.pyx.
+    bits of its order key, `float_order_keys`), then a radix sort of only the pixels in the cells that hold a
+    wanted position or edge, by their remaining bits; the passes over the pixels in src/evaluation/float_cells.pyx.
     Cells are numbered row * 2**CELL_BITS + top bits + 2**(CELL_BITS - 1), so that `cumulative` counts the
     pixels of the rows 0 and 1 in the order of their values."""
     low_bits = 32 - CELL_BITS
