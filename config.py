@@ -20,6 +20,7 @@ MODELS = ("DeepLabV3+_WideResNet38", "DualGCNNet_res50", "DeepLabV3+_TinyResNet"
 TRAINSETS = ("Cityscapes+COCO", "Cityscapes")
 VALSETS = ("LostAndFound", "Fishyscapes", "RoadAnomaly21", "RoadObstacle21")
 PROTOCOLS = ("exact", "meta-ood", "smiyc", "all")
+EPOCHS = 4  # OoD training epochs: the released checkpoints were trained for 4, and the scripts evaluate the last
 # (segsize, instsize) of the SegmentMeIfYouCan component metrics: obstacle-type and anomaly-type sets
 COMPONENT_SIZES = {"LostAndFound": (50, 10), "RoadObstacle21": (50, 10), "Fishyscapes": (500, 100),
                    "RoadAnomaly21": (500, 100)}
@@ -94,7 +95,7 @@ class Training:
                                           "of a baseline (no OoD data)", flags=("-train",), choices=TRAINSETS)
     training_starting_epoch: int = setting(0, "0: start from init_ckpt (or random weights if it is 'none'); "
                                               "e > 0: resume from the epoch-e checkpoint", flags=("-epoch",), low=0)
-    num_training_epochs: int = setting(4, "train until this epoch (a resumed run stops there too)",
+    num_training_epochs: int = setting(EPOCHS, "train until this epoch (a resumed run stops there too)",
                                        flags=("-nepochs",), low=1)
     ood_subsampling_factor: float = setting(0.1, "COCO images per epoch = factor x number of Cityscapes train images, "
                                                  "redrawn each epoch", low=0.0)
@@ -116,7 +117,8 @@ class EvalSet:
     laf_split: str = setting("test", "LostAndFound frames: test (all 1203 test frames, hazards OoD) or testNoKnown (the "
                                      "SegmentMeIfYouCan leaderboard's 1043 frames without people and bicycles, every "
                                      "object OoD)", choices=("test", "testNoKnown"))
-    val_epoch: int = setting(4, "checkpoint to evaluate: epoch e of OoD training, 0 = init_ckpt (the baseline)",
+    val_epoch: int = setting(EPOCHS, "checkpoint to evaluate: epoch e of OoD training, 0 = init_ckpt (the baseline); "
+                                     "the default is -nepochs' default",
                              flags=("-epoch",), low=0)
     entropy_threshold: float = setting(0.7, "normalised-entropy threshold of the OoD segment search, in [0, 1]",
                                        flags=("-threshold",), low=0.0, high=1.0)

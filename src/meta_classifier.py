@@ -62,7 +62,8 @@ def _check_trainable(y, groups, mode):
         kind = "false positives" if y[0] == 1 else "true OoD segments"
         raise ValueError(f"all {len(y)} segments are {kind}: the meta classifier needs both kinds to train")
     if mode == "kfold" and len(np.unique(groups)) < 2:
-        raise ValueError("grouped k-fold needs segments from at least 2 images; use --meta_cv loo")
+        raise ValueError("grouped k-fold needs segments from at least 2 images; with one image use --meta_cv loo "
+                         "--meta_classifier paper")
 
 
 def cross_validated_fp_probability(X, y, groups, mode="kfold", folds=10, model="logistic"):
