@@ -62,8 +62,8 @@ def remove_false_positives(dataset, results, out_dir, setting, meta_cv, componen
     settings, metric families, ...) and prints its scores. component_sizes: (segsize, instsize) of the set."""
     X, y, groups, names = segments_to_dataset([r["metrics"] for r in results])
     if meta_cv == "loo" and setting != "paper":
-        raise UserError(f"--meta_classifier {setting} needs --meta_cv kfold (its cut is chosen on folds grouped by "
-                        "image); leave-one-segment-out is the paper's protocol, --meta_classifier paper")
+        raise UserError(f"--meta_classifier {setting} needs --meta_cv kfold: leave-one-segment-out is the published "
+                        "protocol of the logistic regression alone; pass --meta_classifier paper --meta_cv loo for it")
     try:
         if meta_cv == "loo":
             prob = cross_validated_fp_probability(X, y, groups, mode="loo")

@@ -272,6 +272,18 @@ def test_removal_without_segments_and_evaluation_do_not_send_the_user_in_circles
     assert "No '+ meta classifier' row: no OoD segments were found at -threshold 1.0" in result.out
 
 
+def test_leave_one_segment_out_names_the_flags_that_give_it(evaluated, prepared_world, tiny_checkpoints, tmp_path):
+    # the default meta classifier (boosting) is cross-validated by image only; the published protocol is one
+    # pair of flags away, and the refusal must name both rather than send the user from one error to the next
+    io_root = tmp_path / "io"
+    shutil.copytree(evaluated, io_root)
+    args = stage_args(prepared_world, io_root, tiny_checkpoints[1], "-removal", "--meta_cv", "loo")
+    assert_refused(run_cli("meta_classification.py", *args), "meta_classification.py",
+                   "--meta_classifier paper --meta_cv loo")
+    result = run_cli("meta_classification.py", *args, "--meta_classifier", "paper")
+    assert result.code == 0, result.err[-2000:]
+
+
 # ---- stage 3: stages out of order, damaged inputs, where results go
 
 
