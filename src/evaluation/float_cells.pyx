@@ -84,7 +84,7 @@ def sort_entries(int32_t[::1] entries):
     if n < 2:
         return
     cdef int32_t[::1] other = np.empty(n, np.int32)
-    cdef int32_t[::1] src = entries, dst = other, swap
+    cdef int32_t[::1] src = entries, dst = other
     cdef Py_ssize_t[::1] start = np.empty(1 << 16, np.intp)
     cdef Py_ssize_t total, count
     for shift in (0, 16):
