@@ -133,7 +133,7 @@ class ExternalMaps:
             raise UserError(f"the segments in {out_dir} come from other or since changed score maps than those in "
                             f"{self.directory}, --scores_from, or from labels changed since; search again with: "
                             f"{make_command}")
-        return record, load_all_segments(out_dir, len(self), record["checkpoint"], make_command)
+        return record, load_all_segments(out_dir, len(self), make_command)
 
     def row_identity(self):
         return f"score maps {hashlib.sha256(json.dumps(self.identity()).encode()).hexdigest()[:16]}"

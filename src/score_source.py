@@ -27,6 +27,7 @@ import numpy as np
 
 from src import layout
 from src.cache import cached_images, checked_cache, checkpoint_identity, has_field, read_cache
+from src.errors import UserError
 from src.evaluation.measure import binary_labels
 from src.evaluation.scores import SCORE_INPUTS, SCORES, anomaly_score, meta_classified_score
 from src.evaluation.sml_stats import load_sml_stats
@@ -88,9 +89,12 @@ class CheckpointScores:
     def searched(self, out_dir, make_command):
         """(segments.json record, segment results of every frame) of the search of this cache in `out_dir`;
         UserError naming `make_command` (-segment) when results are missing or come from other inputs."""
-        results = load_all_segments(out_dir, len(self), self.identity(), make_command)
         path = layout.segments_record(out_dir)
-        return (load_json(path, f"search again with: {make_command}") if os.path.isfile(path) else {}), results
+        record = load_json(path, f"search again with: {make_command}") if os.path.isfile(path) else {}
+        if record.get("checkpoint") not in (None, self.identity()):
+            raise UserError(f"the segment results in {out_dir} come from the cache of another checkpoint or other "
+                            f"labels ({record['checkpoint']}, not {self.identity()}); search again with: {make_command}")
+        return record, load_all_segments(out_dir, len(self), make_command)
 
     def search_job(self, i, out_file, threshold):
         return self.paths[i], out_file, threshold, self.dataset.train_id_out

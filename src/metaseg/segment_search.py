@@ -83,12 +83,9 @@ def searched_checkpoint(out_dir):
     return load_json(path, "delete the folder and search again with meta_classification.py -segment").get("checkpoint")
 
 
-def load_all_segments(out_dir, num_images, identity, make_command):
-    """The segment results of images 0..num_images-1 in `out_dir`, after checking that they were searched in
-    the cache of the checkpoint `identity`; else UserError naming `make_command`."""
-    if searched_checkpoint(out_dir) not in (None, identity):
-        raise UserError(f"the segment results in {out_dir} come from the cache of another checkpoint or other labels "
-                        f"({searched_checkpoint(out_dir)}, not {identity}); search again with: {make_command}")
+def load_all_segments(out_dir, num_images, make_command):
+    """The segment results of images 0..num_images-1 in `out_dir` (the caller checks what they were searched
+    in); UserError naming `make_command` when one is missing."""
     paths = [segments_path(out_dir, i) for i in range(num_images)]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
