@@ -72,8 +72,14 @@ def embedding_batches(cfg, ctx, epoch):
     while True:
         sampler = DistributedSampler(dataset, ctx.world_size, ctx.rank, shuffle=True, seed=cfg.run.seed + epoch)
         sampler.set_epoch(cycle)
-        yield from DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler,
-                              num_workers=cfg.run.num_workers)
+        # drop_last as in build_loader (a batch of one image breaks BatchNorm); without a full batch the
+        # stream would never yield
+        loader = DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler, drop_last=True,
+                            num_workers=cfg.run.num_workers)
+        if len(loader) == 0:
+            raise UserError(f"{len(dataset)} cs_coco_embedding samples make no full batch of --batch_size "
+                            f"{cfg.train.batch_size} on each of {ctx.world_size} processes; lower --batch_size")
+        yield from loader
         cycle += 1
 
 

@@ -282,6 +282,20 @@ def test_dualgcn_graph_module_matches_an_einsum_reference():
         torch.testing.assert_close(g(x), expected, rtol=1e-4, atol=1e-5)
 
 
+def test_dualgcn_graph_reasoning_stays_float32_under_amp():
+    # the node features sum over every pixel of the image (32768 at 1024x2048): under AMP they must not be
+    # float16, whose largest value is 65504. CPU autocast in float16 stands in for CUDA's here
+    torch.manual_seed(0)
+    g = randomize_batchnorm(DualGCN(16)).eval()
+    dtypes = {}
+    for name in ("conv_adj", "conv_wg", "phi"):
+        getattr(g, name).register_forward_hook(
+            lambda module, inputs, output, name=name: dtypes.update({name: output.dtype}))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.float16):
+        g(torch.randn(1, 16, 8, 8))
+    assert dtypes == {"conv_adj": torch.float32, "conv_wg": torch.float32, "phi": torch.float16}
+
+
 # ---------------------------------------------------------------- the tiny model
 
 def test_tiny_model_stage_shapes():

@@ -10,6 +10,7 @@ import torch
 import config
 import ood_training
 from src import distributed
+from src.errors import UserError
 from src.model import build_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,6 +99,20 @@ def test_embedding_batches_replace_exactly_every_kth_batch(prepared_world, tmp_p
     assert model.seen == [-1.0 if b % k == 0 else float(b) for b in range(7)]
 
 
+def test_embedding_batches_are_full_and_a_set_without_one_is_refused(prepared_world, tmp_path):
+    # a last batch of one image breaks BatchNorm in training mode: every batch of the endless stream is full
+    cfg = make_cfg(prepared_world, tmp_path, "--embedding_img_interval", "1")
+    samples = len(ood_training.CsCocoEmbedding(cfg.paths.cs_coco_embedding, None))
+    size = next(b for b in range(2, samples) if samples % b == 1)
+    cfg = make_cfg(prepared_world, tmp_path, "--embedding_img_interval", "1", "--batch_size", str(size))
+    stream = ood_training.embedding_batches(cfg, distributed.Dist(0, 1, torch.device("cpu")), epoch=0)
+    assert [len(next(stream)[0]) for _ in range(3 * (samples // size) + 1)] == [size] * (3 * (samples // size) + 1)
+    cfg = make_cfg(prepared_world, tmp_path, "--embedding_img_interval", "1", "--batch_size", str(samples + 1))
+    stream = ood_training.embedding_batches(cfg, distributed.Dist(0, 1, torch.device("cpu")), epoch=0)
+    with pytest.raises(UserError, match=f"{samples} cs_coco_embedding samples make no full batch"):
+        next(stream)
+
+
 def test_non_finite_loss_stops(prepared_world, tmp_path):
     cfg = make_cfg(prepared_world, tmp_path)
     model = RecordingModel()
@@ -120,6 +135,7 @@ import sys, torch
 sys.path.insert(0, {repo!r})
 import config, ood_training
 from src import distributed
+from src.errors import UserError
 args = ood_training.get_args_parser().parse_args(sys.argv[1:])
 model = ood_training.main(config.parse_config(ood_training.GROUPS, args))
 torch.save(model.state_dict(), {out!r} + "/rank%d.pt" % int(__import__("os").environ["RANK"]))

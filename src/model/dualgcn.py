@@ -93,11 +93,14 @@ class DualGCN(nn.Module):
 
         features = self.bn_phi(self.phi(x)).flatten(2)  # (n, 2m, hw)
         projection = self.bn_theta(self.theta(x)).flatten(2)  # (n, m, hw)
-        z_idt = torch.bmm(features, projection.transpose(1, 2))  # (n, 2m, m): 2m-dim features of m nodes
-        # graph convolution over the nodes: (I - A_g) Z, then the state update W_g
-        z = self.bn_adj(self.conv_adj(z_idt.transpose(1, 2))).transpose(1, 2) + z_idt
-        z = self.bn_wg(self.conv_wg(z))
-        y = torch.bmm(z, projection).view(n, -1, h, w)  # back to pixels
+        # the projection sums over every pixel (32768 at 1024x2048), which can pass float16's 65504 under AMP
+        with torch.autocast(x.device.type, enabled=False):
+            features, projection = features.float(), projection.float()
+            z_idt = torch.bmm(features, projection.transpose(1, 2))  # (n, 2m, m): 2m-dim features of m nodes
+            # graph convolution over the nodes: (I - A_g) Z, then the state update W_g
+            z = self.bn_adj(self.conv_adj(z_idt.transpose(1, 2))).transpose(1, 2) + z_idt
+            z = self.bn_wg(self.conv_wg(z))
+            y = torch.bmm(z, projection).view(n, -1, h, w)  # back to pixels
         graph = F.relu(x + self.bn3(self.conv3(y)))
         return self.final(torch.cat([spatial, graph], dim=1))
 
