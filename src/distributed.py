@@ -1,11 +1,14 @@
 """Process groups the torchrun way: RANK / WORLD_SIZE / LOCAL_RANK from the environment, else one process."""
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
 from src.runtime import resolve_device
+
+WAIT = timedelta(hours=3)  # the longest a rank waits for the others at a barrier or collective
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,10 @@ def init_distributed(device_name):
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world_size)
+        # rank 0 alone trains the meta classifier and the SVM while the others wait at a barrier: NCCL's default
+        # of 10 minutes would end the job on a large set
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world_size,
+                                timeout=WAIT)
     return Dist(rank, world_size, device)
 
 

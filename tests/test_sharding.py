@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import src.cache  # noqa: F401  (registers the Blosc2 filter the caches are compressed with)
 from src.distributed import Dist, shard
 
 
