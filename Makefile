@@ -1,10 +1,14 @@
 # `make demo` and `make test` do all set-up themselves: a virtual environment in .venv/ with the exact
 # pins of requirements.txt, then the compiled MetaSeg metrics, numpy 1.23's argsort and the float32
 # cell passes (both for --protocol smiyc). A second run skips what is done.
+# `make gpu-check PY=python3` (any target) runs and builds with an interpreter that already has the
+# packages instead, without the virtual environment: a machine without a package index, such as a lent GPU
+# machine (docs/performance.md).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-EXT := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
+INSTALLED := $(if $(filter $(VENV)/bin/python,$(PY)),$(VENV)/.installed)
+EXT := $(shell $(if $(INSTALLED),$(PYTHON),$(PY)) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 METRICS := src/metaseg/metrics$(EXT)
 ARGSORT := src/evaluation/legacy_argsort$(EXT)
 CELLS := src/evaluation/float_cells$(EXT)
@@ -18,14 +22,14 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-$(METRICS): src/metaseg/metrics.pyx $(VENV)/.installed
-	$(VENV)/bin/cythonize --inplace -3 --force src/metaseg/metrics.pyx
+$(METRICS): src/metaseg/metrics.pyx $(INSTALLED)
+	$(PY) -m Cython.Build.Cythonize --inplace -3 --force src/metaseg/metrics.pyx
 
-$(ARGSORT): src/evaluation/legacy_argsort.pyx $(VENV)/.installed
-	$(VENV)/bin/cythonize --inplace -3 --force src/evaluation/legacy_argsort.pyx
+$(ARGSORT): src/evaluation/legacy_argsort.pyx $(INSTALLED)
+	$(PY) -m Cython.Build.Cythonize --inplace -3 --force src/evaluation/legacy_argsort.pyx
 
-$(CELLS): src/evaluation/float_cells.pyx $(VENV)/.installed
-	$(VENV)/bin/cythonize --inplace -3 --force src/evaluation/float_cells.pyx
+$(CELLS): src/evaluation/float_cells.pyx $(INSTALLED)
+	$(PY) -m Cython.Build.Cythonize --inplace -3 --force src/evaluation/float_cells.pyx
 
 test: setup
 	$(PY) -m pytest -q tests

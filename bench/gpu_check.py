@@ -17,7 +17,7 @@ unless --data_root names one):
                   device), and moment_features of one 1024x2048 image at 16 and 128 samples with the
                   prefix reused, and at 16 with full passes;
   inference       WideResNet38 at 1024x2048 in float32 and AMP: ms per image, and the largest batch that
-                  fits (doubling from 1 up to --max_batch).
+                  fits (doubling from 1 up to 8).
 It stops at the first path that fails, prints the table so far and `gpu-check FAILED at <path>: <error>`,
 and exits 1. Without CUDA (and without --smoke) it says so in one line and exits 0. tests/test_gpu_check.py
 runs --smoke, so that the script itself never rots.
@@ -59,8 +59,10 @@ MIB = 2 ** 20
 # what each mode runs: the world, the model of the entry-script paths, training crop and batch, the OODMC
 # samples measured, the image of the inference and OODMC measurements, the largest batch tried
 MODES = {
+    # a batch of 16 at 1024x2048 makes the first convolution's output 2**31 elements, past the 32-bit indexing
+    # of some CUDA kernels: batches of full-resolution images stop at 8
     "cuda": dict(world="full", model=WIDE, crop=480, batch=8, steps=10, samples=(16, 128), image=(1024, 2048),
-                 max_batch=32, min_area=1000),
+                 max_batch=8, min_area=1000),
     "smoke": dict(world="tiny", model=SMALL, crop=16, batch=2, steps=1, samples=(2, 4), image=(32, 64),
                   max_batch=2, min_area=50),
 }
@@ -144,7 +146,9 @@ def torchrun(processes, argv):
 
 
 def check_torchrun(ctx, mode, common, rows):
-    processes = max(torch.cuda.device_count(), 1) if ctx.cuda else 1
+    # one process per GPU, as long as each gets a batch of 2 of the world's Cityscapes train images
+    images = len(list((Path(common[1]) / "cityscapes" / "leftImg8bit" / "train").glob("*/*_leftImg8bit.png")))
+    processes = max(min(torch.cuda.device_count(), images // 2), 1) if ctx.cuda else 1
     record = {"path": f"torchrun x{processes}: ood_training.py"}
     if ctx.cuda:
         separate = [*common[:-1], common[-1] + "_torchrun"]  # its own --io_root
@@ -209,8 +213,8 @@ def check_oodmc(ctx, mode, rows):
     for samples, reuse in ((low, True), (high, True), (low, False)):
         record = {"path": f"OODMC {samples} samples, {'prefix reused' if reuse else 'full passes'}"}
         with ctx.measured(record):
-            moment_features(model, image, num_samples=samples, batch_size=min(samples, 16), order=4, weight=0.5,
-                            source="logits", seed=0, reuse_prefix=reuse, amp=ctx.cuda)
+            moment_features(model, image, num_samples=samples, batch_size=min(samples, mode["max_batch"]), order=4,
+                            weight=0.5, source="logits", seed=0, reuse_prefix=reuse, amp=ctx.cuda)
         record["s/image"] = record["seconds"]
         rows.append(record)
     rows[-1]["note"] = f"full / reused {rows[-1]['seconds'] / rows[-3]['seconds']:.2f}x"
@@ -223,7 +227,7 @@ def check_inference(ctx, mode, rows):
         record = {"path": f"{'WideResNet38' if ctx.cuda else 'small model'} inference {'AMP' if amp else 'float32'}"}
         images = torch.randn(1, 3, *mode["image"], device=ctx.device)
         with torch.inference_mode(), torch.autocast(ctx.device.type, dtype=torch.float16, enabled=amp):
-            model(images)  # warm-up: cuDNN picks its algorithms
+            model(images)  # warm-up
             ctx.sync()
             with ctx.measured(record):
                 for _ in range(3):

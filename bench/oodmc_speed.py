@@ -58,7 +58,7 @@ def bench(device, size, samples, batch_size, repeats, project_samples):
         with torch.no_grad(), mc_dropout(model, 0, device), torch.autocast(device.type, enabled=amp):
             return model.mc_prefix(image[None])
 
-    features(True, num_samples=2)  # warm-up: lazy initialisation, cuDNN autotuning
+    features(True, num_samples=2)  # warm-up: lazy initialisation, cuDNN autotuning (src/runtime.py turns it on)
     full_s, full = seconds(lambda: features(False), device, repeats)
     reuse_s, reused = seconds(lambda: features(True), device, repeats)
     prefix_s, _ = seconds(prefix, device, repeats)

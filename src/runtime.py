@@ -14,13 +14,18 @@ from src.errors import UserError, ignore_interrupt
 def resolve_device(name):
     """torch.device for --device: auto picks CUDA when available, else CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name} asks for CUDA, but no CUDA device is available; use --device cpu")
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise UserError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"--device {name} asks for CUDA, but no CUDA device is available; use --device cpu")
+    if device.type == "cuda":
+        # every run feeds the network one input size (the training crop, a set's image size), so cuDNN's
+        # autotuned convolutions are chosen once and pay off
+        torch.backends.cudnn.benchmark = True
     return device
 
 
