@@ -12,7 +12,8 @@ from src.errors import UserError, ignore_interrupt
 
 
 def resolve_device(name):
-    """torch.device for --device: auto picks CUDA when available, else CPU."""
+    """torch.device for --device: auto picks CUDA when available, else CPU. On CUDA it turns on cuDNN's
+    autotuning."""
     if name == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
@@ -23,8 +24,8 @@ def resolve_device(name):
         if device.type == "cuda" and not torch.cuda.is_available():
             raise UserError(f"--device {name} asks for CUDA, but no CUDA device is available; use --device cpu")
     if device.type == "cuda":
-        # every run feeds the network one input size (the training crop, a set's image size), so cuDNN's
-        # autotuned convolutions are chosen once and pay off
+        # a run feeds the network few input sizes (the training crop, a set's image sizes), so each size's
+        # autotuning (a few seconds at most) pays off over the images of that size
         torch.backends.cudnn.benchmark = True
     return device
 
