@@ -19,7 +19,8 @@ from src.files import atomic_path, save_json
 # street: (H, W) of the Cityscapes, LostAndFound and Fishyscapes scenes; anomaly, obstacle: (H, W) of the
 # RoadAnomaly21 and RoadObstacle21 frames; cityscapes: (train, val) images; lost_and_found: (test, train);
 # fishyscapes: images per split; smiyc: (frames, labelled frames) of RoadAnomaly21, obstacle_track: of
-# RoadObstacle21 (demo: the 30 labelled frames of the real validation split); coco: images;
+# RoadObstacle21 (demo: 30 labelled frames named as the real validation split's, of which the benchmark's
+# exclusions leave 20); coco: images;
 # coco_object: (min, max) object size in px (COCO images stay >= 480 px, or < 480 px where meant to).
 # full has the real image sizes (RoadAnomaly21 1280x720 .jpg, RoadObstacle21 1920x1080 .webp) and a few
 # frames per set: it shows what the real run costs (bench/rehearsal.py).

@@ -7,8 +7,9 @@ the region searched for segments), 255 void.
 `no_known=True` is the SegmentMeIfYouCan leaderboard's `LostAndFound-testNoKnown`
 (road_anomaly_benchmark/datasets/tracks.py): the 1203 test frames sorted by name, without the 17 frames
 at NO_KNOWN_EXCLUDED_INDICES (no labelled pixel) and without the frames whose names start with
-NO_KNOWN_EXCLUDED_PREFIXES (children, bicycles): 1043 frames. Its labels come from the labelIds: 1 road
--> 0 (in-distribution), 2..200 every object -> 1 (OoD), anything else -> 255.
+NO_KNOWN_EXCLUDED_PREFIXES (as the benchmark lists them; only the first names test frames, the others
+train sequences): 1043 frames. Its labels come from the labelIds: 1 road -> 0 (in-distribution), 2..200
+every object -> 1 (OoD), anything else -> 255.
 """
 import os
 
