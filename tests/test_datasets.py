@@ -246,6 +246,36 @@ def test_fishyscapes_gives_0_1_255_labels(prepared_world, split):
     assert any((dataset[i][1] == 1).any() for i in range(len(dataset)))
 
 
+def test_fishyscapes_lost_and_found_reads_the_benchmarks_layout(prepared_world, tmp_path):
+    # dataset_FishyLAF/labels/val/<frame>_fishy-labels.png over LostAndFound's own images (train and test),
+    # used when fishyscapes/LostAndFound/ is absent; the frames sorted by name, as the benchmark sorts them
+    os.symlink(prepared_world / "lost_and_found", tmp_path / "lost_and_found")
+    (tmp_path / "fishyscapes").mkdir()
+    labels = tmp_path / "dataset_FishyLAF" / "labels" / "val"
+    labels.mkdir(parents=True)
+    images = sorted((prepared_world / "lost_and_found" / "leftImg8bit").glob("t*/*/*_leftImg8bit.png"))
+    picked = [next(p for p in images if "/train/" in str(p)), next(p for p in images if "/test/" in str(p))]
+    rng = np.random.default_rng(0)
+    written = {}
+    for path in picked:
+        name = path.name[:-len("_leftImg8bit.png")]
+        written[name] = rng.choice(np.array([0, 1, 255], np.uint8), (32, 64))
+        Image.fromarray(written[name]).save(labels / f"{name}_fishy-labels.png")
+    dataset = Fishyscapes(tmp_path / "fishyscapes", "LostAndFound", TENSORS)
+    assert [dataset.frame_name(i) for i in range(2)] == sorted(written)
+    for i, name in enumerate(sorted(written)):
+        assert os.path.basename(dataset.images[i]) == f"{name}_leftImg8bit.png" and os.path.isfile(dataset.images[i])
+        np.testing.assert_array_equal(dataset.label_ids(i), written[name])
+        np.testing.assert_array_equal(dataset[i][1].numpy(), written[name])
+    # the original layout wins where it is there; a label whose image is missing is named
+    os.symlink(prepared_world / "fishyscapes" / "LostAndFound", tmp_path / "fishyscapes" / "LostAndFound")
+    assert Fishyscapes(tmp_path / "fishyscapes", "LostAndFound").frame_name(0) == "0000"
+    (tmp_path / "fishyscapes" / "LostAndFound").unlink()
+    Image.fromarray(written[name]).save(labels / "99_Nowhere_000000_000010_fishy-labels.png")
+    with pytest.raises(FileNotFoundError, match=r"1 of 3 labels have no image: .*99_Nowhere_000000_000010_leftImg8bit"):
+        Fishyscapes(tmp_path / "fishyscapes", "LostAndFound")
+
+
 @pytest.mark.parametrize("cls, folder, suffix", [(RoadAnomaly21, "dataset_AnomalyTrack", ".jpg"),
                                                  (RoadObstacle21, "dataset_ObstacleTrack", ".webp")])
 def test_segment_me_if_you_can_tracks_load_labelled_and_unlabelled_frames(prepared_world, cls, folder, suffix):
