@@ -91,9 +91,10 @@ class CheckpointScores:
         UserError naming `make_command` (-segment) when results are missing or come from other inputs."""
         path = layout.segments_record(out_dir)
         record = load_json(path, f"search again with: {make_command}") if os.path.isfile(path) else {}
-        if record.get("checkpoint") not in (None, self.identity()):
+        identity = self.identity()
+        if record.get("checkpoint") not in (None, identity):
             raise UserError(f"the segment results in {out_dir} come from the cache of another checkpoint or other "
-                            f"labels ({record['checkpoint']}, not {self.identity()}); search again with: {make_command}")
+                            f"labels ({record['checkpoint']}, not {identity}); search again with: {make_command}")
         return record, load_all_segments(out_dir, len(self), make_command)
 
     def search_job(self, i, out_file, threshold):

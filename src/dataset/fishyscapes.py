@@ -51,9 +51,9 @@ class Fishyscapes(LabelledImages):
         # a frame name is <sequence>_<6 digits>_<6 digits>; its image is in LostAndFound's train or test split
         self.images = []
         for name in self.names:
-            found = glob.glob(os.path.join(laf, "*", name.rsplit("_", 2)[0], f"{name}_leftImg8bit.png"))
-            self.images.append(found[0] if found else os.path.join(laf, "<train or test>", name.rsplit("_", 2)[0],
-                                                                    f"{name}_leftImg8bit.png"))
+            pattern = os.path.join(laf, "*", name.rsplit("_", 2)[0], f"{name}_leftImg8bit.png")
+            found = glob.glob(pattern)
+            self.images.append(found[0] if found else pattern)  # the pattern names a missing image
         require_labels(self.targets, self.images, "Fishyscapes LostAndFound",
                        "lost_and_found/leftImg8bit/<split>/<sequence>/<frame>_leftImg8bit.png",
                        f"unpack LostAndFound's leftImg8bit into {os.path.dirname(laf)}",
